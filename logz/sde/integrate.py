@@ -1,0 +1,274 @@
+"""One Euler–Maruyama loop for controlled SDEs, with optional per-step log-densities.
+
+    dX = (f(X, t) + g(t) u(X, t)) dt + g(t) dW,        t: t_0 -> t_N.
+
+Any object with ``f(x, t) -> Tensor[B, dim]`` and ``g(t) -> Tensor`` (scalar per
+time) is an SDE here (the torchsde protocol, restricted to scalar diffusion). The
+control ``u(x, t)`` is any callable, usually a network; ``t`` is a 0-dim tensor
+taken from the grid inside ``integrate`` and a Tensor[B] in ``path_log_densities``,
+so controls must accept both.
+
+Each step draws x_{k+1} ~ N(m_k(x_k), s_k^2 I) with, for ``scheme="euler"``,
+m_k = x_k + (f + g u) dt_k and s_k = g(t_k) sqrt(dt_k); for ``scheme="exact"`` on
+a linear reference process (``reference.py``), m_k = a_k x_k + s_k sqrt(dt_k) u and
+s_k the exact transition std (the exponential integrator used by DDS).
+
+With ``log_densities=True`` the loop accumulates, per path, the forward-kernel
+log-density log P_F(x_{k+1} | x_k) and, given a ``reference`` process, its
+backward-kernel (bridge) log-density log P_B(x_k | x_{k+1}): the two pieces of
+every path-space importance weight
+
+    log w = log R(x_N) + sum_k log P_B - sum_k log P_F - log p_0(x_0).
+
+``keep_path=False`` stores no trajectory: memory O(B dim) (plus autograd's graph,
+if gradients flow). ``path_log_densities`` re-evaluates the same kernels on a
+stored path under a (new) control, for off-policy losses; both use ``_kernels``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
+
+import torch
+from torch import Tensor
+
+from logz.sde.grids import check_grid
+from logz.sde.reference import LOG_2PI, LinearReference
+
+Control = Callable[[Tensor, Tensor], Tensor]
+
+
+class SDE(Protocol):
+    def f(self, x: Tensor, t: Tensor) -> Tensor: ...  # pragma: no cover
+    def g(self, t: Tensor) -> Tensor: ...  # pragma: no cover
+
+
+@dataclass
+class Trajectory:
+    """Result of ``integrate``. N steps, B paths, dimension d.
+
+    Attributes:
+        times: Tensor[N+1].
+        final: Tensor[B, d], the state at t_N.
+        states: Tensor[N+1, B, d] or None (``keep_path=False``).
+        log_forward: Tensor[N, B] per-step log P_F, or None.
+        log_backward: Tensor[N, B] per-step log P_B, or None.
+        log_forward_sum: Tensor[B] (zeros without ``log_densities``).
+        log_backward_sum: Tensor[B] (zeros without a reference).
+        log_initial: Tensor[B], log p_0(x_0) (zeros if x_0 is deterministic / unknown).
+        control_cost: Tensor[B], sum_k 1/2 |u_k|^2 dt_k (zeros without control).
+    """
+
+    times: Tensor
+    final: Tensor
+    states: Optional[Tensor]
+    log_forward: Optional[Tensor]
+    log_backward: Optional[Tensor]
+    log_forward_sum: Tensor
+    log_backward_sum: Tensor
+    log_initial: Tensor
+    control_cost: Tensor
+
+    @property
+    def log_path_ratio(self) -> Tensor:
+        """sum log P_B - sum log P_F - log p_0(x_0): add log R(x_N) to get log w. Tensor[B]."""
+        return self.log_backward_sum - self.log_forward_sum - self.log_initial
+
+
+@dataclass
+class _Kernels:
+    """Per-step constants, computed once per grid (no work on the hot path)."""
+
+    times: Tensor      # [N+1]
+    dt: Tensor         # [N]
+    sqrt_dt: Tensor    # [N]
+    g: Tensor          # [N] diffusion at step start
+    a: Optional[Tensor]  # [N] linear mean factor (None: call sde.f)
+    std: Tensor        # [N] forward kernel std
+    ctrl_scale: Tensor  # [N] multiplies u in the mean
+    b: Optional[Tensor]  # [N] bridge mean factor
+    r: Optional[Tensor]  # [N] bridge std
+    r_zero: list         # [N] python bools: bridge is a point mass (log P_B := 0)
+
+
+def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReference]) -> _Kernels:
+    times = check_grid(times)
+    dt = times[1:] - times[:-1]
+    sqrt_dt = dt.sqrt()
+    g = torch.as_tensor(sde.g(times[:-1]), dtype=times.dtype, device=times.device).expand_as(dt)
+    if scheme == "euler":
+        a = (1 - sde.lam(times[:-1]).to(times) * dt) if isinstance(sde, LinearReference) else None
+        std = g * sqrt_dt
+        ctrl_scale = g * dt
+    elif scheme == "exact":
+        if not isinstance(sde, LinearReference):
+            raise ValueError(f"scheme='exact' needs a linear reference process (BrownianReference, "
+                             f"VPReference), got {type(sde).__name__}; use scheme='euler'")
+        a, std = sde.forward_coefficients(times)
+        ctrl_scale = std * sqrt_dt
+    else:
+        raise ValueError(f"unknown scheme {scheme!r}; choose 'euler' or 'exact'")
+    if not bool((std > 0).all()):
+        raise ValueError("diffusion g(t) must be > 0 on the grid for a stochastic integrator")
+    b = r = None
+    r_zero = [False] * dt.numel()
+    if reference is not None:
+        b, r = reference.backward_coefficients(times)
+        r_zero = (r <= 0).tolist()
+    return _Kernels(times, dt, sqrt_dt, g, a, std, ctrl_scale, b, r, r_zero)
+
+
+def _mean(sde, kern: _Kernels, k: int, x: Tensor, u: Optional[Tensor]) -> Tensor:
+    """Forward-kernel mean m_k(x) for step k."""
+    if kern.a is not None:
+        mean = kern.a[k] * x
+    else:
+        mean = x + sde.f(x, kern.times[k]) * kern.dt[k]
+    if u is not None:
+        mean = mean + kern.ctrl_scale[k] * u
+    return mean
+
+
+def _log_normal_iso(diff: Tensor, std: Tensor) -> Tensor:
+    """log N(diff; 0, std^2 I) over the last dim; std is a 0-dim or broadcastable tensor."""
+    d = diff.shape[-1]
+    log_std = torch.log(std)
+    if log_std.ndim == diff.ndim:  # per-step std shaped [N, 1, 1] -> [N, 1]
+        log_std = log_std.squeeze(-1)
+    return -0.5 * (diff / std).pow(2).sum(-1) - d * log_std - 0.5 * d * LOG_2PI
+
+
+def _log_bridge(kern: _Kernels, k: int, x: Tensor, x_next: Tensor) -> Tensor:
+    if kern.r_zero[k]:
+        return torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+    return _log_normal_iso(x - kern.b[k] * x_next, kern.r[k])
+
+
+def _call_control(control: Control, x: Tensor, t: Tensor) -> Tensor:
+    u = control(x, t)
+    if u.shape != x.shape:
+        raise ValueError(f"control returned shape {tuple(u.shape)} for x of shape {tuple(x.shape)}")
+    return u
+
+
+def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None, *,
+              reference: Optional[LinearReference] = None, scheme: str = "euler",
+              generator: Optional[torch.Generator] = None, log_densities: bool = True,
+              keep_path: bool = True, keep_steps: bool = True, noise_scale: float = 1.0,
+              log_initial: Optional[Tensor] = None) -> Trajectory:
+    """Simulate B paths of the controlled SDE on the grid ``times``.
+
+    Args:
+        sde: object with ``f(x, t)`` and ``g(t)``; a ``LinearReference`` uses its
+            closed-form coefficients (and allows ``scheme="exact"``).
+        x0: Tensor[B, d] initial states.
+        times: Tensor[N+1], strictly increasing.
+        control: u(x, t) -> Tensor[B, d], or None for the uncontrolled SDE.
+        reference: linear reference whose bridge gives log P_B; defaults to ``sde``
+            when it is a ``LinearReference``. Pass ``False`` to skip.
+        scheme: "euler" (Euler–Maruyama) or "exact" (exponential integrator).
+        generator: torch.Generator for the Gaussian increments.
+        log_densities: accumulate log P_F (and log P_B with a reference).
+        keep_path: store states Tensor[N+1, B, d].
+        keep_steps: store per-step log-densities Tensor[N, B] (else only sums).
+        noise_scale: behaviour-policy noise multiplier (exploration). Log-densities
+            are still those of the nominal kernel (noise_scale = 1), evaluated at
+            the simulated states, as off-policy losses need.
+        log_initial: Tensor[B] log-density of x0 under its law (recorded as is).
+    Returns:
+        Trajectory.
+    """
+    if reference is None and isinstance(sde, LinearReference):
+        reference = sde
+    if reference is False:
+        reference = None
+    if x0.ndim != 2:
+        raise ValueError(f"x0 must have shape [B, dim], got {tuple(x0.shape)}")
+    if not noise_scale > 0:
+        raise ValueError(f"noise_scale must be > 0, got {noise_scale}")
+    times = times.to(dtype=x0.dtype, device=x0.device)
+    kern = _kernels(sde, times, scheme, reference if log_densities else None)
+    n_steps, (B, d) = kern.dt.numel(), x0.shape
+    zeros = x0.new_zeros(B)
+    log_f_sum, log_b_sum, cost = zeros, zeros, zeros
+    log_f_steps, log_b_steps = [], []
+    states = [x0] if keep_path else None
+    on_policy = noise_scale == 1.0
+    half_d_log2pi = 0.5 * d * LOG_2PI
+    x = x0
+    for k in range(n_steps):
+        t = kern.times[k]
+        u = _call_control(control, x, t) if control is not None else None
+        mean = _mean(sde, kern, k, x, u)
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x_next = mean + (noise_scale * kern.std[k]) * eps
+        if u is not None:
+            cost = cost + 0.5 * u.pow(2).sum(-1) * kern.dt[k]
+        if log_densities:
+            if on_policy:  # same value as _log_normal_iso(x_next - mean), cheaper
+                log_f = -0.5 * eps.pow(2).sum(-1) - d * torch.log(kern.std[k]) - half_d_log2pi
+            else:
+                log_f = _log_normal_iso(x_next - mean, kern.std[k])
+            log_f_sum = log_f_sum + log_f
+            if reference is not None:
+                log_b = _log_bridge(kern, k, x, x_next)
+                log_b_sum = log_b_sum + log_b
+            if keep_steps:
+                log_f_steps.append(log_f)
+                if reference is not None:
+                    log_b_steps.append(log_b)
+        x = x_next
+        if keep_path:
+            states.append(x)
+    return Trajectory(
+        times=kern.times, final=x,
+        states=torch.stack(states) if keep_path else None,
+        log_forward=torch.stack(log_f_steps) if log_f_steps else None,
+        log_backward=torch.stack(log_b_steps) if log_b_steps else None,
+        log_forward_sum=log_f_sum, log_backward_sum=log_b_sum,
+        log_initial=zeros if log_initial is None else log_initial, control_cost=cost)
+
+
+def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Control] = None, *,
+                       reference: Optional[LinearReference] = None, scheme: str = "euler"
+                       ) -> tuple[Tensor, Tensor]:
+    """Per-step log P_F and log P_B of a stored path under the (current) control.
+
+    All steps are evaluated in one batched call of the control on [N*B, d] (no loop
+    over steps), which is how off-policy losses (VarGrad, TB, SubTB) re-score
+    trajectories simulated by another (behaviour) policy.
+
+    Args:
+        states: Tensor[N+1, B, d]; times: Tensor[N+1].
+    Returns:
+        (log_forward Tensor[N, B], log_backward Tensor[N, B]; zeros without a reference).
+    """
+    if reference is None and isinstance(sde, LinearReference):
+        reference = sde
+    if states.ndim != 3 or states.shape[0] != times.numel():
+        raise ValueError(f"states must have shape [N+1, B, d] with N+1 = {times.numel()}, "
+                         f"got {tuple(states.shape)}")
+    times = times.to(dtype=states.dtype, device=states.device)
+    kern = _kernels(sde, times, scheme, reference)
+    N, B, d = states.shape[0] - 1, states.shape[1], states.shape[2]
+    x, x_next = states[:-1], states[1:]
+    col = lambda v: v.view(N, 1, 1)  # noqa: E731  per-step scalar -> [N, 1, 1]
+    if kern.a is not None:
+        mean = col(kern.a) * x
+    else:
+        mean = x + torch.stack([sde.f(x[k], kern.times[k]) for k in range(N)]) * col(kern.dt)
+    if control is not None:
+        t_flat = kern.times[:-1].repeat_interleave(B)
+        u = control(x.reshape(N * B, d), t_flat).view(N, B, d)
+        mean = mean + col(kern.ctrl_scale) * u
+    log_f = _log_normal_iso(x_next - mean, col(kern.std))
+    if reference is None:
+        return log_f, torch.zeros_like(log_f)
+    r = kern.r.clone()
+    point_mass = r <= 0
+    r[point_mass] = 1.0
+    log_b = _log_normal_iso(x - col(kern.b) * x_next, col(r))
+    log_b = log_b.masked_fill(point_mass[:, None], 0.0)
+    return log_f, log_b

@@ -1,0 +1,127 @@
+"""The target contract and the checks every sampler runs on a target's output.
+
+A target is any object with ``dim: int`` and ``log_prob(x) -> Tensor[B]`` for
+``x: Tensor[B, dim]`` (unnormalized, differentiable). Optional attributes:
+``log_Z: float | None`` (exact), ``sample(n, generator=None) -> Tensor[n, dim]``
+(exact samples), ``name: str`` and ``init_std: float`` (a scale hint that
+samplers use for their reference Gaussian when the user gives none).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@runtime_checkable
+class Target(Protocol):
+    dim: int
+
+    def log_prob(self, x: Tensor) -> Tensor:  # pragma: no cover - protocol
+        ...
+
+
+def target_name(target) -> str:
+    return getattr(target, "name", None) or type(target).__name__
+
+
+class BaseTarget:
+    """Convenience base class: stores ``dim``, ``log_Z``, ``name``, ``init_std``.
+
+    Subclasses implement ``log_prob`` and, where exact samples exist, ``sample``.
+    """
+
+    has_exact_samples = False
+
+    def __init__(self, dim: int, log_Z: Optional[float] = None, name: Optional[str] = None,
+                 init_std: float = 1.0):
+        if int(dim) != dim or dim < 1:
+            raise ValueError(f"target dim must be a positive integer, got {dim!r}")
+        self.dim = int(dim)
+        self.log_Z = None if log_Z is None else float(log_Z)
+        self.name = name or type(self).__name__.lower()
+        self.init_std = float(init_std)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        raise NotImplementedError(f"target {self.name!r} has no exact sampler")
+
+    def energy(self, x: Tensor) -> Tensor:
+        """E(x) = -log_prob(x), shape [B]."""
+        return -self.log_prob(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, log_Z={self.log_Z})"
+
+
+def check_input(target, x: Tensor) -> None:
+    """Raise ``ValueError`` unless ``x`` has shape [B, target.dim]."""
+    if x.ndim != 2 or x.shape[-1] != target.dim:
+        raise ValueError(
+            f"target {target_name(target)!r} expects x of shape [B, {target.dim}], got {tuple(x.shape)}")
+
+
+def checked_log_prob(target, x: Tensor) -> Tensor:
+    """``target.log_prob(x)`` with its output validated.
+
+    Raises ``ValueError`` naming the target if the output is not shaped [B],
+    or contains NaN or +inf (``-inf`` is allowed: zero density).
+
+    Args:
+        x: Tensor[B, dim].
+    Returns:
+        Tensor[B].
+    """
+    out = target.log_prob(x)
+    name = target_name(target)
+    if not isinstance(out, Tensor):
+        raise ValueError(f"target {name!r}: log_prob must return a torch.Tensor, got {type(out).__name__}")
+    if out.shape != (x.shape[0],):
+        raise ValueError(
+            f"target {name!r}: log_prob returned shape {tuple(out.shape)} for input of shape "
+            f"{tuple(x.shape)}; expected [{x.shape[0]}] (one value per row)")
+    bad = torch.isnan(out) | (out == float("inf"))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"target {name!r}: log_prob returned {out[i].item()} at input row {i} "
+            f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]}{'...' if x.shape[1] > 8 else ''}); "
+            f"{int(bad.sum())} of {x.shape[0]} values are NaN or +inf")
+    return out
+
+
+def log_prob_and_grad(target, x: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    """Validated log-density and its gradient in x.
+
+    Args:
+        x: Tensor[B, dim]; need not require grad.
+        create_graph: keep the graph of the gradient (for losses that
+            differentiate through the score).
+    Returns:
+        (log_prob Tensor[B], grad Tensor[B, dim]). Raises ``ValueError`` naming the
+        target if log_prob is not differentiable in x or the gradient is not finite.
+    """
+    name = target_name(target)
+    with torch.enable_grad():
+        xg = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
+        lp = checked_log_prob(target, xg)
+        if not lp.requires_grad:
+            raise ValueError(
+                f"target {name!r}: log_prob is not differentiable in x (its output has no "
+                f"autograd graph); this sampler needs gradients. Write log_prob with torch operations.")
+        (grad,) = torch.autograd.grad(lp.sum(), xg, create_graph=create_graph)
+    if not bool(torch.isfinite(grad).all()):
+        i = int((~torch.isfinite(grad)).any(-1).nonzero()[0, 0])
+        raise ValueError(
+            f"target {name!r}: gradient of log_prob is not finite at input row {i} "
+            f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]})")
+    if not create_graph:
+        lp, grad = lp.detach(), grad.detach()
+    return lp, grad
+
+
+LogProbFn = Callable[[Tensor], Tensor]
