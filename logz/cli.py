@@ -1,0 +1,144 @@
+"""The ``logz`` command line: ``logz run | targets | samplers`` plus room subcommands.
+
+A room adds a subcommand by providing ``logz/<room>/cli.py`` with
+``add_subcommand(subparsers) -> None`` that calls ``subparsers.add_parser(...)`` and
+``set_defaults(func=handler)`` where ``handler(args) -> int``; list the module in
+``_ROOM_CLIS`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+from typing import Optional, Sequence
+
+_ROOM_CLIS: list[str] = []
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with usage (status 2) on any bad argument, never a traceback."""
+
+
+def _cmd_targets(args) -> int:
+    from logz import targets
+
+    for name in targets.names():
+        t = targets.get(name)
+        log_z = "unknown" if getattr(t, "log_Z", None) is None else f"{t.log_Z:.4f}"
+        print(f"{name:12s} dim={t.dim:<5d} log Z = {log_z}")
+    return 0
+
+
+def _cmd_samplers(args) -> int:
+    from logz import samplers
+
+    for name in samplers.names():
+        print(name)
+    return 0
+
+
+def _parse_config(items: Sequence[str]) -> dict:
+    """--config key=value pairs; values parsed as JSON when possible (numbers, bools)."""
+    config = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--config expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def _cmd_run(args) -> int:
+    import torch
+
+    from logz import samplers, targets
+
+    try:
+        target = targets.get(args.target)
+        config = _parse_config(args.config)
+        config.setdefault("seed", args.seed)
+        if args.device:
+            config["device"] = args.device
+        sampler = samplers.get(args.sampler, target, **config)
+    except (ValueError, TypeError) as err:
+        print(f"logz run: error: {err}", file=sys.stderr)
+        return 2
+    progress = not args.json and not args.quiet
+    start = time.perf_counter()
+    if args.resume:
+        sampler.load(args.resume)
+    if args.iterations and hasattr(sampler, "fit"):
+        sampler.fit(args.iterations, progress=progress)
+    if args.save:
+        sampler.save(args.save)
+    est = sampler.estimate_log_z(args.num_samples, progress=progress)
+    wall = time.perf_counter() - start
+    exact = getattr(target, "log_Z", None)
+    record = {"target": args.target, "sampler": args.sampler, "seed": args.seed,
+              "device": str(args.device or "cpu"), **est.to_dict(), "exact_log_z": exact,
+              "error": None if exact is None else est.log_z - exact, "wall_time_s": wall,
+              "torch": torch.__version__}
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(f"target   {args.target} (dim {target.dim})")
+    print(f"sampler  {args.sampler} (seed {args.seed}, {record['device']})")
+    print(f"log Z    {est.log_z:.4f} ± {est.stderr:.4f}  (importance-weighted, ± one standard error)")
+    if est.elbo is not None:
+        print(f"ELBO     {est.elbo:.4f}")
+    if est.eubo is not None:
+        print(f"EUBO     {est.eubo:.4f}")
+    if est.ess is not None:
+        print(f"ESS      {est.ess:.3f}  (normalized, n = {est.num_samples})")
+    if exact is not None:
+        err = est.log_z - exact
+        z = err / est.stderr if est.stderr > 0 else math.inf
+        print(f"exact    {exact:.4f}   error {err:+.4f}  ({z:+.2f} standard errors)")
+    print(f"time     {wall:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="logz", description="Sample unnormalized densities and estimate log Z.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="estimate log Z of a target with a sampler")
+    run.add_argument("--target", required=True, help="target name (see `logz targets`)")
+    run.add_argument("--sampler", required=True, help="sampler name (see `logz samplers`)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+    run.add_argument("--num-samples", type=int, default=2000,
+                     help="samples/particles for the estimate (default 2000)")
+    run.add_argument("--iterations", type=int, default=0, help="training iterations (learned samplers)")
+    run.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="sampler configuration")
+    run.add_argument("--save", default=None, help="write a checkpoint after training")
+    run.add_argument("--resume", default=None, help="load a checkpoint before training")
+    run.add_argument("--json", action="store_true", help="print one JSON record")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    sub.add_parser("targets", help="list built-in targets").set_defaults(func=_cmd_targets)
+    sub.add_parser("samplers", help="list samplers").set_defaults(func=_cmd_samplers)
+    for mod in _ROOM_CLIS:
+        importlib.import_module(mod).add_subcommand(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "num_samples", 1) is not None and getattr(args, "num_samples", 1) < 2:
+        parser.error("--num-samples must be >= 2")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
