@@ -135,8 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "num_samples", 1) is not None and getattr(args, "num_samples", 1) < 2:
-        parser.error("--num-samples must be >= 2")
+    if args.command == "run":
+        if args.num_samples < 2:
+            parser.error("--num-samples must be >= 2")
+        if args.iterations < 0:
+            parser.error("--iterations must be >= 0")
     return int(args.func(args) or 0)
 
 

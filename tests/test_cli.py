@@ -1,0 +1,47 @@
+"""The command line: a smoke run, listings, and usage errors instead of tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from logz.cli import main
+
+
+def test_run_prints_estimate_beside_exact(capsys):
+    assert main(["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "400", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for label in ("log Z", "ELBO", "ESS", "exact", "error", "time"):
+        assert label in out
+
+
+def test_run_json_record(capsys):
+    assert main(["run", "--target", "gmm9", "--sampler", "smc", "--num-samples", "400", "--json",
+                 "--seed", "3"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["exact_log_z"] == 0.0 and rec["seed"] == 3 and rec["num_samples"] == 400
+    assert rec["error"] == pytest.approx(rec["log_z"] - rec["exact_log_z"])
+
+
+def test_listings(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "funnel" in out and "manywell" in out
+    assert main(["samplers"]) == 0
+    assert "smc" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--target", "nope", "--sampler", "smc"], "unknown target 'nope'"),
+    (["run", "--target", "gaussian", "--sampler", "nope"], "unknown sampler 'nope'"),
+    (["run", "--target", "gaussian", "--sampler", "smc", "--seed", "x"], "invalid int value"),
+    (["run", "--target", "gaussian"], "required"),
+    (["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "1"], "num-samples"),
+    (["run", "--target", "gaussian", "--sampler", "smc", "--config", "cess"], "key=value"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_with_usage(argv, needle):
+    proc = subprocess.run([sys.executable, "-m", "logz", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
