@@ -23,6 +23,8 @@ from logz.targets.gaussian import Gaussian
 from logz.targets.manywell import ManyWell
 from logz.targets.mixture import GaussianMixture, gmm9, gmm25, gmm40, grid_mixture
 from logz.targets.pyro_target import PyroTarget, from_pyro
+from logz.targets.lgcp import LGCP, lgcp
+from logz.targets.logistic import LogisticRegression, ionosphere, logistic, sonar
 
 TargetFactory = Callable[..., Target]
 
@@ -46,6 +48,11 @@ _REGISTRY: dict[str, TargetFactory] = {
     "gmm40": gmm40,
     "funnel": Funnel,
     "manywell": ManyWell,
+    # data-backed targets (log_Z unknown; files from a path or $LOGZ_DATA_DIR, see targets/data.py)
+    "lgcp": lgcp,
+    "ionosphere": ionosphere,
+    "sonar": sonar,
+    "logistic": logistic,
 }
 
 
@@ -76,5 +83,6 @@ __all__ = [
     "Target", "BaseTarget", "check_input", "checked_log_prob", "log_prob_and_grad",
     "Gaussian", "GaussianMixture", "grid_mixture", "gmm9", "gmm25", "gmm40", "Funnel", "ManyWell",
     "CallableTarget", "from_log_prob", "PyroTarget", "from_pyro",
+    "LGCP", "LogisticRegression",
     "get", "names", "register",
 ]
