@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-_ROOM_CLIS: list[str] = []
+_ROOM_CLIS: list[str] = ["logz.finetune.cli"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,8 +26,16 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_targets(args) -> int:
     from logz import targets
 
+    import warnings
+
     for name in targets.names():
-        t = targets.get(name)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t = targets.get(name)
+        except (OSError, ValueError) as err:  # data-backed targets without their files
+            print(f"{name:12s} unavailable: {str(err).splitlines()[0][:100]}")
+            continue
         log_z = "unknown" if getattr(t, "log_Z", None) is None else f"{t.log_Z:.4f}"
         print(f"{name:12s} dim={t.dim:<5d} log Z = {log_z}")
     return 0
@@ -73,10 +81,20 @@ def _cmd_run(args) -> int:
     progress = not args.json and not args.quiet
     start = time.perf_counter()
     if args.resume:
-        sampler.load(args.resume)
+        if not hasattr(sampler, "load"):
+            print(f"logz run: error: sampler {args.sampler!r} has no checkpoints to resume", file=sys.stderr)
+            return 2
+        try:
+            sampler.load(args.resume)
+        except (ValueError, OSError) as err:
+            print(f"logz run: error: cannot resume from {args.resume!r}: {err}", file=sys.stderr)
+            return 2
     if args.iterations and hasattr(sampler, "fit"):
         sampler.fit(args.iterations, progress=progress)
     if args.save:
+        if not hasattr(sampler, "save"):
+            print(f"logz run: error: sampler {args.sampler!r} has no state to save", file=sys.stderr)
+            return 2
         sampler.save(args.save)
     est = sampler.estimate_log_z(args.num_samples, progress=progress)
     wall = time.perf_counter() - start

@@ -32,7 +32,8 @@ def get(name: str, target, **config):
     return _REGISTRY[name](target, **config)
 
 
-_BUILTIN_MODULES = ["logz.samplers.smc"]
+_BUILTIN_MODULES = ["logz.samplers.smc", "logz.samplers.pis", "logz.samplers.dds",
+                    "logz.samplers.adjoint_sampling"]
 
 
 def _load_builtin() -> None:

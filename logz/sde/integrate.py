@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from logz.sde.grids import check_grid
-from logz.sde.reference import LOG_2PI, LinearReference
+from logz.sde.reference import LOG_2PI, BrownianReference, LinearReference
 
 Control = Callable[[Tensor, Tensor], Tensor]
 
@@ -85,7 +85,8 @@ class _Kernels:
     dt: Tensor         # [N]
     sqrt_dt: Tensor    # [N]
     g: Tensor          # [N] diffusion at step start
-    a: Optional[Tensor]  # [N] linear mean factor (None: call sde.f)
+    a: Optional[Tensor]  # [N] linear mean factor (None: zero drift, or call sde.f)
+    zero_drift: bool   # the uncontrolled mean is x itself (Brownian reference)
     std: Tensor        # [N] forward kernel std
     ctrl_scale: Tensor  # [N] multiplies u in the mean
     b: Optional[Tensor]  # [N] bridge mean factor
@@ -98,6 +99,7 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
     dt = times[1:] - times[:-1]
     sqrt_dt = dt.sqrt()
     g = torch.as_tensor(sde.g(times[:-1]), dtype=times.dtype, device=times.device).expand_as(dt)
+    zero_drift = isinstance(sde, BrownianReference)
     if scheme == "euler":
         a = (1 - sde.lam(times[:-1]).to(times) * dt) if isinstance(sde, LinearReference) else None
         std = g * sqrt_dt
@@ -110,6 +112,8 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
         ctrl_scale = std * sqrt_dt
     else:
         raise ValueError(f"unknown scheme {scheme!r}; choose 'euler' or 'exact'")
+    if zero_drift:
+        a = None  # mean = x: skip a multiply by one per step
     if not bool((std > 0).all()):
         raise ValueError("diffusion g(t) must be > 0 on the grid for a stochastic integrator")
     b = r = None
@@ -117,13 +121,15 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
     if reference is not None:
         b, r = reference.backward_coefficients(times)
         r_zero = (r <= 0).tolist()
-    return _Kernels(times, dt, sqrt_dt, g, a, std, ctrl_scale, b, r, r_zero)
+    return _Kernels(times, dt, sqrt_dt, g, a, zero_drift, std, ctrl_scale, b, r, r_zero)
 
 
 def _mean(sde, kern: _Kernels, k: int, x: Tensor, u: Optional[Tensor]) -> Tensor:
     """Forward-kernel mean m_k(x) for step k."""
     if kern.a is not None:
         mean = kern.a[k] * x
+    elif kern.zero_drift:
+        mean = x
     else:
         mean = x + sde.f(x, kern.times[k]) * kern.dt[k]
     if u is not None:
@@ -257,6 +263,8 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
     col = lambda v: v.view(N, 1, 1)  # noqa: E731  per-step scalar -> [N, 1, 1]
     if kern.a is not None:
         mean = col(kern.a) * x
+    elif kern.zero_drift:
+        mean = x
     else:
         mean = x + torch.stack([sde.f(x[k], kern.times[k]) for k in range(N)]) * col(kern.dt)
     if control is not None:

@@ -25,6 +25,7 @@ from logz.targets.mixture import GaussianMixture, gmm9, gmm25, gmm40, grid_mixtu
 from logz.targets.pyro_target import PyroTarget, from_pyro
 from logz.targets.lgcp import LGCP, lgcp
 from logz.targets.logistic import LogisticRegression, ionosphere, logistic, sonar
+from logz.targets.particles import LennardJones, MultiDoubleWell, dw4, lj13
 
 TargetFactory = Callable[..., Target]
 
@@ -53,6 +54,8 @@ _REGISTRY: dict[str, TargetFactory] = {
     "ionosphere": ionosphere,
     "sonar": sonar,
     "logistic": logistic,
+    "dw4": dw4,
+    "lj13": lj13,
 }
 
 
@@ -82,6 +85,7 @@ def get(name: str, **kwargs) -> Target:
 __all__ = [
     "Target", "BaseTarget", "check_input", "checked_log_prob", "log_prob_and_grad",
     "Gaussian", "GaussianMixture", "grid_mixture", "gmm9", "gmm25", "gmm40", "Funnel", "ManyWell",
+    "MultiDoubleWell", "LennardJones", "dw4", "lj13",
     "CallableTarget", "from_log_prob", "PyroTarget", "from_pyro",
     "LGCP", "LogisticRegression",
     "get", "names", "register",

@@ -1,0 +1,217 @@
+"""Time-conditioned networks for learned samplers (PIS, DDS, DGFS, ...).
+
+- ``FourierTimeEmbedding``: t -> [sin(w t + phi), cos(w t + phi)] with fixed frequencies
+  w and learned phases phi (the "FourierMLP" time features of PIS / DGFS).
+- ``FourierMLP``: NN(x, t) -> Tensor[B, out_dim]; the input and the time features are
+  embedded separately and added, then an MLP; the last layer can start at zero.
+- ``TimeScale``: c(t), a small network of t alone (scalar or one value per dimension).
+- ``GradientDrift``: the "PIS-Grad" control u(x, t) = NN(x, t) + c(t) * clip(grad log p(x))
+  (= NN - c(t) grad E), with the output clipped.
+
+Time convention: every module takes ``t`` either as a 0-dim tensor (one time for the
+whole batch, as inside ``logz.sde.integrate``) or as Tensor[B] (one per row, as in
+``logz.sde.path_log_densities``); the time features are computed once per distinct row
+of ``t`` and broadcast against x. Times are divided by ``T`` so features see t/T in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+ScoreFn = Callable[[Tensor], Tensor]
+
+
+def _time_column(t: Tensor, like: Optional[Tensor] = None) -> Tensor:
+    """t (0-dim, [B] or [B, 1]) -> Tensor[1 or B, 1]."""
+    t = torch.as_tensor(t)
+    if like is not None:
+        t = t.to(dtype=like.dtype, device=like.device)
+    if t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
+        raise ValueError(f"time must be a scalar, Tensor[B] or Tensor[B, 1], got shape {tuple(t.shape)}")
+    return t.reshape(-1, 1)
+
+
+class FourierTimeEmbedding(nn.Module):
+    """Fourier features of time: Tensor[1 or B] -> Tensor[1 or B, 2 * channels].
+
+    Frequencies are fixed (``linspace(min_freq, max_freq, channels)``, as in the reference
+    code: 0.1 to 100 for t/T in [0, 1]); phases are learned (initialised with the module's
+    parameter initialisation, i.e. under the caller's RNG).
+    """
+
+    def __init__(self, channels: int = 64, T: float = 1.0, min_freq: float = 0.1,
+                 max_freq: float = 100.0):
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        if not T > 0:
+            raise ValueError(f"time horizon T must be > 0, got {T}")
+        self.T = float(T)
+        self.register_buffer("freq", torch.linspace(min_freq, max_freq, channels)[None])
+        self.phase = nn.Parameter(torch.randn(1, channels))
+
+    def forward(self, t: Tensor) -> Tensor:
+        arg = self.freq * (_time_column(t, self.freq) / self.T) + self.phase
+        return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
+
+
+def _mlp(widths: list[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        if i > 0:
+            layers.append(activation())
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+    return nn.Sequential(*layers)
+
+
+def _zero_(linear: nn.Linear, bias: float = 0.0) -> None:
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.fill_(bias)
+
+
+class FourierMLP(nn.Module):
+    """NN(x, t): Tensor[B, dim], t (0-dim or Tensor[B]) -> Tensor[B, out_dim].
+
+    h = Linear(x) + MLP_t(FourierTimeEmbedding(t)); out = Linear(act(... act(Linear(act(h))))).
+
+    Args:
+        dim: input dimension; out_dim: output dimension (default ``dim``).
+        hidden: width of every hidden layer; layers: number of hidden-to-hidden layers.
+        T: time horizon (features see t / T).
+        zero_init: start the last layer at zero (the network outputs 0 at initialisation).
+    """
+
+    def __init__(self, dim: int, out_dim: Optional[int] = None, *, hidden: int = 64, layers: int = 2,
+                 T: float = 1.0, zero_init: bool = True, activation: type[nn.Module] = nn.GELU):
+        super().__init__()
+        _check_sizes(dim, hidden, layers)
+        out_dim = dim if out_dim is None else out_dim
+        self.time_embed = FourierTimeEmbedding(hidden, T)
+        self.time_net = _mlp([2 * hidden, hidden, hidden], activation)
+        self.input_embed = nn.Linear(dim, hidden)
+        self.body = nn.Sequential(activation(), _mlp([hidden] * (layers + 1) + [out_dim], activation))
+        if zero_init:
+            _zero_(self.out)
+
+    @property
+    def out(self) -> nn.Linear:
+        """The last layer."""
+        return self.body[-1][-1]
+
+    def time_features(self, t: Tensor) -> Tensor:
+        """The time branch alone: Tensor[1 or B, hidden] (precomputable on a grid)."""
+        return self.time_net(self.time_embed(t))
+
+    def forward_with_features(self, x: Tensor, features: Tensor) -> Tensor:
+        """NN(x, t) given ``time_features(t)`` (broadcast against x: [1 or B, hidden])."""
+        return self.body(self.input_embed(x) + features)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.forward_with_features(x, self.time_features(t))
+
+
+class TimeScale(nn.Module):
+    """c(t): t (0-dim or Tensor[B]) -> Tensor[1 or B, out_dim]; starts at the constant ``init``."""
+
+    def __init__(self, out_dim: int = 1, *, hidden: int = 64, layers: int = 2, T: float = 1.0,
+                 init: float = 0.01, activation: type[nn.Module] = nn.GELU):
+        super().__init__()
+        _check_sizes(out_dim, hidden, layers)
+        self.time_embed = FourierTimeEmbedding(hidden, T)
+        self.net = _mlp([2 * hidden] + [hidden] * layers + [out_dim], activation)
+        _zero_(self.net[-1], init)
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.net(self.time_embed(t))
+
+
+class GradientDrift(nn.Module):
+    """The PIS-Grad control u(x, t) = clip(NN(x, t) + c(t) * clip(score(x), g), o).
+
+    ``score(x)`` is grad log p~(x) = -grad E(x), Tensor[B, dim]; it is clipped elementwise
+    to [-grad_clip, grad_clip] (NaN -> 0) and the output to [-out_clip, out_clip].
+    With ``score=None`` the control is the plain network (PIS-NN).
+
+    Args:
+        dim: state dimension. score: callable x -> grad log p~(x), or None.
+        hidden, layers: sizes of NN and of c(t). T: time horizon.
+        zero_init: NN's last layer starts at zero. scale_init: c(t) starts at this constant.
+        scale_per_dim: c(t) has one value per dimension instead of a scalar.
+    """
+
+    def __init__(self, dim: int, score: Optional[ScoreFn] = None, *, hidden: int = 64, layers: int = 2,
+                 T: float = 1.0, zero_init: bool = True, scale_init: float = 0.01,
+                 scale_per_dim: bool = False, grad_clip: float = 1e2, out_clip: float = 1e4):
+        super().__init__()
+        if not (grad_clip > 0 and out_clip > 0):
+            raise ValueError(f"grad_clip and out_clip must be > 0, got {grad_clip}, {out_clip}")
+        self.net = FourierMLP(dim, hidden=hidden, layers=layers, T=T, zero_init=zero_init)
+        self.score = score
+        self.scale = (TimeScale(dim if scale_per_dim else 1, hidden=hidden, layers=layers, T=T,
+                                init=scale_init) if score is not None else None)
+        self.grad_clip, self.out_clip = float(grad_clip), float(out_clip)
+
+    def time_features(self, t: Tensor) -> tuple[Tensor, ...]:
+        """Everything that depends on t alone: (NN's time branch [1 or B, hidden],
+        c(t) [1 or B, 1 or dim]) — or a 1-tuple without a score term."""
+        feats = self.net.time_features(t)
+        return (feats,) if self.scale is None else (feats, self.scale(t))
+
+    def forward_with_features(self, x: Tensor, features: tuple[Tensor, ...]) -> Tensor:
+        """u(x, t) given ``time_features(t)``."""
+        u = self.net.forward_with_features(x, features[0])
+        if self.score is not None:
+            s = torch.nan_to_num(self.score(x)).clamp(-self.grad_clip, self.grad_clip)
+            u = u + features[1] * s
+        return u.clamp(-self.out_clip, self.out_clip)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.forward_with_features(x, self.time_features(t))
+
+
+class GridControl:
+    """A time-conditioned module evaluated on a fixed grid, its time branch computed once.
+
+    ``module`` has ``time_features(t)`` and ``forward_with_features(x, features)`` (as
+    ``FourierMLP`` and ``GradientDrift``). The features of the N grid times t_0..t_{N-1}
+    are computed in one batched call when the wrapper is made (keep it for one
+    simulation: they carry the graph to the parameters). Then:
+
+    - called with a 0-dim ``t`` (inside ``logz.sde.integrate``): the k-th call uses the
+      features of t_k (the integrator calls the control once per step, in order;
+      ``calls`` counts them);
+    - called with ``t`` Tensor[N*B] (``logz.sde.path_log_densities``, step-major):
+      features repeated B times per step.
+    """
+
+    def __init__(self, module: nn.Module, times: Tensor):
+        self.module = module
+        feats = module.time_features(times)  # Tensor[N, F] or a tuple of them
+        self.features = feats if isinstance(feats, tuple) else (feats,)
+        self._single = not isinstance(feats, tuple)
+        # per-step views; their backward is one cheap stack per feature tensor
+        self._rows = list(zip(*(f.unbind(0) for f in self.features)))
+        self.calls = 0
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        if t.ndim == 0:
+            if self.calls >= len(self._rows):
+                raise RuntimeError("GridControl called more times than the grid has steps")
+            feats = self._rows[self.calls]
+            self.calls += 1
+        else:
+            N = len(self._rows)
+            if t.shape[0] != x.shape[0] or x.shape[0] % N:
+                raise ValueError(f"GridControl on a {N}-step grid got x {tuple(x.shape)}, t {tuple(t.shape)}")
+            feats = tuple(f.repeat_interleave(x.shape[0] // N, dim=0) for f in self.features)
+        return self.module.forward_with_features(x, feats[0] if self._single else feats)
+
+
+def _check_sizes(dim: int, hidden: int, layers: int) -> None:
+    for name, v, low in (("dim", dim, 1), ("hidden", hidden, 1), ("layers", layers, 1)):
+        if isinstance(v, bool) or int(v) != v or v < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")

@@ -1,0 +1,355 @@
+"""Path Integral Sampler (PIS; Zhang & Chen 2022).
+
+A controlled SDE carries x_0 = 0 to the target:
+
+    dX = g u(X, t) dt + g dW,  t: 0 -> T,   (reference: Brownian motion, X_T ~ N(0, g^2 T I))
+
+and u is learned so that the law of X_T is p = p~/Z. With Euler–Maruyama steps on a
+uniform grid, the path-space log-weight (Girsanov, exact for the discrete chain) is
+
+    log w = log p~(x_N) + sum_k log P_B(x_k | x_{k+1}) - sum_k log P_F(x_{k+1} | x_k),
+
+P_B the reference's Brownian bridge: E[log w] = ELBO <= log Z and logmeanexp(log w)
+is the importance-weighted estimate. Losses (``logz.samplers.losses``):
+``"kl"`` — reparameterised KL, control cost + terminal log-ratio, backpropagated
+through the trajectory (optionally with gradient checkpointing over time chunks);
+``"vargrad"`` — log-variance of log w over detached paths (optionally simulated with
+exploration noise), re-scored in one batched call.
+
+The control is ``GradientDrift`` ("PIS-Grad": NN(x, t) + c(t) grad log p~(x)) or, with
+``drift="nn"``, the plain network. ``PIS`` is also the base of ``DDS`` (``dds.py``),
+which changes only the reference process and the integrator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from logz.samplers import losses, register
+from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
+from logz.samplers.nets import GradientDrift, GridControl
+from logz.samplers.training import History, Trainer
+from logz.sde import BrownianReference, LinearReference, integrate, path_log_densities, uniform_grid
+from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _as_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    if isinstance(dtype, str):
+        dtype = _DTYPES.get(dtype.replace("torch.", ""), dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
+def _check(name: str, ok: bool, value: Any, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and int(v) == v
+
+
+class PIS:
+    """Path Integral Sampler: ``fit``, ``sample``, ``estimate_log_z``, ``save``/``load``.
+
+    Args:
+        target: object with ``dim`` and ``log_prob(x: Tensor[B, dim]) -> Tensor[B]``.
+        diffusion: g of the Brownian reference (default sqrt(0.2)). T: horizon (5).
+        num_steps: Euler–Maruyama steps (100).
+        hidden, layers: network width and depth (64, 2). drift: "grad" (PIS-Grad) or "nn".
+        control: a custom control network u(x, t) -> Tensor[B, dim] (nn.Module; t is 0-dim
+            or Tensor[B]) instead of the default ``GradientDrift``.
+        loss: "kl" or "vargrad". lr: Adam learning rate. batch_size: paths per iteration.
+        grad_clip: max gradient norm (None: off). lr_schedule: factor(iteration) or None.
+        weight_decay: Adam weight decay. exploration: noise multiplier of the behaviour
+            process for "vargrad" (1 = on-policy).
+        grad_checkpoint_steps: time steps per recomputed chunk ("kl": gradient
+            checkpointing; "vargrad": chunked re-scoring and backward). None: off.
+        differentiate_score: "kl" differentiates through grad log p~ along the path
+            (exact reparameterisation gradient, needs second derivatives); the reference
+            code detaches it (False, cheaper).
+        score_grad_clip, out_clip: clipping of grad log p~ and of u.
+        eval_every: a ``LogZEstimate`` every so many iterations during ``fit``
+            (``eval_samples`` paths). eval_batch_size: paths per batch in estimates.
+        seed: seeds the networks' initialisation and the training / evaluation RNGs.
+        device, dtype: where and in which precision everything runs.
+        checkpoint_every, checkpoint_path: periodic checkpoints during ``fit``.
+    """
+
+    name = "pis"
+    scheme = "euler"
+
+    def __init__(self, target, *, diffusion: float = math.sqrt(0.2), T: float = 5.0,
+                 num_steps: int = 100, hidden: int = 64, layers: int = 2, drift: str = "grad",
+                 loss: str = "kl", lr: float = 1e-3, batch_size: int = 256,
+                 grad_clip: Optional[float] = 1.0, lr_schedule=None, weight_decay: float = 0.0,
+                 exploration: float = 1.0, grad_checkpoint_steps: Optional[int] = None,
+                 differentiate_score: bool = False, score_grad_clip: float = 1e2,
+                 out_clip: float = 1e4, eval_every: Optional[int] = None, eval_samples: int = 2000,
+                 eval_batch_size: int = 2000, seed: int = 0, device=None,
+                 dtype: Union[str, torch.dtype] = torch.float32, control: Optional[nn.Module] = None,
+                 checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None):
+        dim = getattr(target, "dim", None)
+        _check("target.dim", _is_int(dim) and dim >= 1, dim, "a positive integer")
+        _check("T", isinstance(T, (int, float)) and T > 0, T, "> 0")
+        _check("num_steps", _is_int(num_steps) and num_steps >= 1, num_steps, "an integer >= 1")
+        _check("drift", drift in ("grad", "nn"), drift, "'grad' or 'nn'")
+        _check("loss", loss in losses.LOSSES, loss, f"one of {sorted(losses.LOSSES)}")
+        _check("batch_size", _is_int(batch_size) and batch_size >= 2, batch_size, "an integer >= 2")
+        _check("exploration", isinstance(exploration, (int, float)) and exploration > 0, exploration, "> 0")
+        _check("grad_checkpoint_steps", grad_checkpoint_steps is None or
+               (_is_int(grad_checkpoint_steps) and grad_checkpoint_steps >= 1),
+               grad_checkpoint_steps, "None or an integer >= 1")
+        for key in ("eval_samples", "eval_batch_size"):
+            v = locals()[key]
+            _check(key, _is_int(v) and v >= 2, v, "an integer >= 2")
+        _check("seed", _is_int(seed), seed, "an integer")
+        if loss == "kl" and exploration != 1.0:
+            raise ValueError("exploration != 1 needs an off-policy loss (loss='vargrad'); "
+                             "the KL loss is on-policy")
+        self.target, self.dim = target, int(dim)
+        self.dtype = _as_dtype(dtype)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.T, self.num_steps, self.loss = float(T), int(num_steps), loss
+        self.batch_size, self.exploration = int(batch_size), float(exploration)
+        self.grad_checkpoint_steps = grad_checkpoint_steps
+        self.differentiate_score = bool(differentiate_score)
+        self.eval_samples, self.eval_batch_size = int(eval_samples), int(eval_batch_size)
+        self.seed = int(seed)
+        self.diffusion = diffusion
+        self.reference = self._build_reference()
+        self.times = uniform_grid(self.T, self.num_steps, dtype=self.dtype, device=self.device)
+        if control is not None:
+            _check("control", isinstance(control, nn.Module), control, "a torch.nn.Module u(x, t)")
+            self.control = control.to(device=self.device, dtype=self.dtype)
+        else:
+            with torch.random.fork_rng(devices=[]):  # init from `seed`, global RNG untouched
+                torch.manual_seed(self.seed)
+                self.control = GradientDrift(
+                    self.dim, self._score if drift == "grad" else None, hidden=hidden, layers=layers,
+                    T=self.T, grad_clip=score_grad_clip, out_clip=out_clip,
+                ).to(device=self.device, dtype=self.dtype)
+        self.generator = torch.Generator(device=self.device).manual_seed(2 * self.seed)
+        self.eval_generator = torch.Generator(device=self.device).manual_seed(2 * self.seed + 1)
+        fingerprint = {"sampler": self.name, "target": target_name(target), "dim": self.dim,
+                       "hidden": int(hidden), "layers": int(layers), "drift": drift,
+                       "dtype": str(self.dtype)}
+        self.trainer = Trainer(
+            {"control": self.control}, self._step, lr=lr, weight_decay=weight_decay,
+            grad_clip=grad_clip, lr_schedule=lr_schedule,
+            generators={"train": self.generator, "eval": self.eval_generator},
+            evaluate=lambda: self.estimate_log_z(self.eval_samples), eval_every=eval_every,
+            checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
+            fingerprint=fingerprint, name=self.name)
+
+    # --- the process ------------------------------------------------------------------
+    def _build_reference(self) -> LinearReference:
+        """Brownian motion from 0 with diffusion ``self.diffusion`` (DDS overrides this)."""
+        g = self.diffusion
+        _check("diffusion", isinstance(g, (int, float)) and not isinstance(g, bool) and g > 0, g, "> 0")
+        return BrownianReference(float(g))
+
+    def _initial(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """x_0 Tensor[n, dim] and log p_0(x_0) Tensor[n] (0 for the point mass at 0)."""
+        x0 = self.reference.sample_initial(n, self.dim, generator=generator, dtype=self.dtype,
+                                           device=self.device)
+        if self.reference.init_std == 0:
+            return x0, x0.new_zeros(n)
+        return x0, self.reference.log_marginal(x0, 0.0)
+
+    def _score(self, x: Tensor) -> Tensor:
+        """grad log p~(x), validated (ValueError naming the target on NaN/inf)."""
+        create_graph = self.differentiate_score and torch.is_grad_enabled() and x.requires_grad
+        if create_graph:
+            return log_prob_and_grad(self.target, x, create_graph=True)[1]
+        # a detached score's own small graph must not go through the saved-tensor hooks of
+        # gradient checkpointing (they would keep it alive: ~10x the memory, ~10x slower)
+        with torch.autograd.graph.saved_tensors_hooks(_identity, _identity):
+            return log_prob_and_grad(self.target, x)[1]
+
+    def _log_reward(self, x: Tensor) -> Tensor:
+        return checked_log_prob(self.target, x)
+
+    def _integrate(self, x0: Tensor, times: Tensor, generator: torch.Generator, **kw):
+        if not hasattr(self.control, "time_features"):  # a custom control
+            return integrate(self.reference, x0, times, self.control, scheme=self.scheme,
+                             generator=generator, **kw)
+        control = GridControl(self.control, times[:-1])  # time branch once per simulation
+        tr = integrate(self.reference, x0, times, control, scheme=self.scheme, generator=generator, **kw)
+        if control.calls != len(times) - 1:
+            raise RuntimeError(f"integrate called the control {control.calls} times on "
+                               f"{len(times) - 1} steps; GridControl assumes one call per step")
+        return tr
+
+    # --- losses -----------------------------------------------------------------------
+    def _step(self, iteration: int) -> dict[str, Tensor]:
+        if self.loss == "kl":
+            return self._kl_step()
+        return self._vargrad_step()
+
+    def _kl_step(self) -> dict[str, Tensor]:
+        x0, log_p0 = self._initial(self.batch_size, self.generator)
+        x_N, cost, ratio = self._simulate_with_grad(x0)
+        log_r = self._log_reward(x_N)
+        loss = losses.kl_loss(cost, log_r, self.reference.terminal_log_prob(x_N, self.T))
+        log_w = (log_r + ratio - log_p0).detach()
+        return {"loss": loss / self.dim, "log_z": _log_mean_exp(log_w), "elbo": log_w.mean()}
+
+    def _simulate_with_grad(self, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Differentiable simulation: (x_N, control cost, sum log P_B - sum log P_F), all [B]."""
+        chunk = self.grad_checkpoint_steps
+        if chunk is None or chunk >= self.num_steps:
+            tr = self._integrate(x0, self.times, self.generator, keep_path=False, keep_steps=False)
+            return tr.final, tr.control_cost, tr.log_backward_sum - tr.log_forward_sum
+        x, cost, ratio = x0, x0.new_zeros(len(x0)), x0.new_zeros(len(x0))
+        for k0 in range(0, self.num_steps, chunk):
+            times = self.times[k0:min(k0 + chunk, self.num_steps) + 1]
+            rng_state, rng_after = self.generator.get_state(), []
+
+            def run(x_in: Tensor, times=times, rng_state=rng_state, rng_after=rng_after):
+                # the chunk's noise comes from a copy of the RNG state, so the recomputation
+                # in backward draws exactly the same increments
+                gen = torch.Generator(device=self.device)
+                gen.set_state(rng_state)
+                tr = self._integrate(x_in, times, gen, keep_path=False, keep_steps=False)
+                rng_after.append(gen.get_state())
+                return tr.final, tr.control_cost, tr.log_backward_sum - tr.log_forward_sum
+
+            x, c, r = checkpoint(run, x, use_reentrant=False)
+            self.generator.set_state(rng_after[0])
+            cost, ratio = cost + c, ratio + r
+        return x, cost, ratio
+
+    def _vargrad_step(self) -> dict[str, Tensor]:
+        with torch.no_grad():
+            x0, log_p0 = self._initial(self.batch_size, self.generator)
+            tr = self._integrate(x0, self.times, self.generator, log_densities=False,
+                                 keep_steps=False, noise_scale=self.exploration)
+            log_r = self._log_reward(tr.final)
+        states = tr.states
+        chunk = self.grad_checkpoint_steps
+        if chunk is None or chunk >= self.num_steps:
+            log_w = log_r + self._rescore(states, 0, self.num_steps) - log_p0
+            loss = losses.log_variance_loss(log_w)
+            log_w = log_w.detach()
+        else:  # two passes: log w without graph, then per-chunk backward of sum_i c_i log w_i
+            with torch.no_grad():
+                log_w = log_r - log_p0 + sum(self._rescore(states, k0, min(k0 + chunk, self.num_steps))
+                                             for k0 in range(0, self.num_steps, chunk))
+            weights = losses.vargrad_weights(log_w) / self.dim
+            for k0 in range(0, self.num_steps, chunk):
+                part = self._rescore(states, k0, min(k0 + chunk, self.num_steps))
+                (weights * part).sum().backward()
+            loss = losses.log_variance_loss(log_w)
+        return {"loss": loss / self.dim, "log_z": _log_mean_exp(log_w), "elbo": log_w.mean()}
+
+    def _rescore(self, states: Tensor, k0: int, k1: int) -> Tensor:
+        """sum over steps k0..k1-1 of log P_B - log P_F under the current control, Tensor[B]."""
+        control = (GridControl(self.control, self.times[k0:k1])
+                   if hasattr(self.control, "time_features") else self.control)
+        log_f, log_b = path_log_densities(self.reference, states[k0:k1 + 1], self.times[k0:k1 + 1],
+                                          control, scheme=self.scheme)
+        return (log_b - log_f).sum(0)
+
+    # --- public API ---------------------------------------------------------------------
+    def fit(self, iterations: int, progress: bool = True) -> History:
+        """Train for ``iterations`` more iterations; returns the cumulative ``History``."""
+        return self.trainer.fit(iterations, progress=progress)
+
+    @property
+    def history(self) -> History:
+        return self.trainer.history
+
+    @torch.no_grad()
+    def log_weights(self, num_samples: int, *, generator: Optional[torch.Generator] = None,
+                    progress: bool = False) -> tuple[Tensor, Tensor]:
+        """Fresh on-policy paths: (x_N Tensor[n, dim], log w Tensor[n]), in batches."""
+        _check("num_samples", _is_int(num_samples) and num_samples >= 1, num_samples, "an integer >= 1")
+        generator = self.eval_generator if generator is None else generator
+        from tqdm.auto import tqdm
+
+        xs, log_ws = [], []
+        sizes = [min(self.eval_batch_size, num_samples - i) for i in range(0, num_samples, self.eval_batch_size)]
+        for n in tqdm(sizes, desc=f"{self.name} estimate", disable=not progress, leave=False):
+            x0, log_p0 = self._initial(n, generator)
+            tr = self._integrate(x0, self.times, generator, keep_path=False, keep_steps=False)
+            xs.append(tr.final)
+            log_ws.append(self._log_reward(tr.final) + tr.log_path_ratio - log_p0)
+        return torch.cat(xs), torch.cat(log_ws)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """n samples x_N ~ the learned sampler, Tensor[n, dim] (not reweighted)."""
+        return self.log_weights(n)[0]
+
+    def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
+        """Importance-weighted log Z, its standard error, the ELBO and the ESS from
+        ``num_samples`` fresh paths; plus the EUBO when the target has exact samples."""
+        _check("num_samples", _is_int(num_samples) and num_samples >= 2, num_samples, "an integer >= 2")
+        _, log_w = self.log_weights(num_samples, progress=progress)
+        log_w_target = self.target_log_weights(num_samples) if _has_exact_samples(self.target) else None
+        return estimate_from_log_weights(log_w, log_w_target)
+
+    @torch.no_grad()
+    def target_log_weights(self, num_samples: int) -> Tensor:
+        """log w of paths drawn backwards from exact target samples through the reference
+        bridge (the EUBO's integrand), Tensor[n]."""
+        gen = self.eval_generator
+        x = self.target.sample(num_samples, generator=_cpu_generator(gen)).to(self.device, self.dtype)
+        b, r = self.reference.backward_coefficients(self.times)
+        states = [x]
+        for k in range(self.num_steps - 1, -1, -1):
+            eps = torch.randn(x.shape, generator=gen, dtype=self.dtype, device=self.device)
+            x = b[k] * x + r[k] * eps
+            states.append(x)
+        states = torch.stack(states[::-1])
+        if self.reference.init_std > 0:
+            log_p0 = self.reference.log_marginal(states[0], 0.0)
+        else:
+            log_p0 = states.new_zeros(num_samples)
+        log_w = self._log_reward(states[-1]) - log_p0
+        for k0 in range(0, self.num_steps, 10):  # bounded memory
+            log_w = log_w + self._rescore(states, k0, min(k0 + 10, self.num_steps))
+        return log_w
+
+    def save(self, path: str) -> None:
+        """Checkpoint networks, optimizer, RNG states, iteration and history."""
+        self.trainer.save(path)
+
+    def load(self, path: str) -> None:
+        """Restore a checkpoint from ``save`` (ValueError if corrupted or mismatched)."""
+        self.trainer.load(path)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(target={target_name(self.target)!r}, dim={self.dim}, "
+                f"T={self.T}, num_steps={self.num_steps}, loss={self.loss!r}, "
+                f"reference={self.reference!r}, iteration={self.trainer.iteration})")
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def _log_mean_exp(x: Tensor) -> Tensor:
+    return torch.logsumexp(x, 0) - math.log(x.shape[0])
+
+
+def _has_exact_samples(target) -> bool:
+    return bool(getattr(target, "has_exact_samples", False)) and callable(getattr(target, "sample", None))
+
+
+def _cpu_generator(gen: torch.Generator) -> torch.Generator:
+    """A CPU generator seeded from ``gen`` (targets draw their samples on the CPU)."""
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen, device=gen.device))
+    return torch.Generator().manual_seed(seed)
+
+
+register("pis", PIS)
