@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(PY) -m logz run --target funnel --sampler smc --seed 0
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n 2 --nbmake tests notebooks $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
