@@ -14,6 +14,7 @@ from logz.sde.integrate import SDE, Trajectory, integrate, path_log_densities
 from logz.sde.ode import ORDERS, methods, odeint, rk_step
 from logz.sde.reference import (BrownianReference, LinearReference, VPReference,
                                 gaussian_log_prob)
+from logz.sde.power import PowerSchedule
 from logz.sde.schedules import (ConstantSchedule, CosineSchedule, GeometricSchedule,
                                 LinearSchedule, Schedule, as_schedule)
 
@@ -22,6 +23,6 @@ __all__ = [
     "SDE", "Trajectory", "integrate", "path_log_densities",
     "ORDERS", "methods", "odeint", "rk_step",
     "BrownianReference", "LinearReference", "VPReference", "gaussian_log_prob",
-    "ConstantSchedule", "CosineSchedule", "GeometricSchedule", "LinearSchedule", "Schedule",
+    "ConstantSchedule", "CosineSchedule", "PowerSchedule", "GeometricSchedule", "LinearSchedule", "Schedule",
     "as_schedule",
 ]
