@@ -33,7 +33,7 @@ def get(name: str, target, **config):
 
 
 _BUILTIN_MODULES = ["logz.samplers.smc", "logz.samplers.pis", "logz.samplers.dds",
-                    "logz.samplers.adjoint_sampling"]
+                    "logz.samplers.adjoint_sampling", "logz.samplers.dgfs"]
 
 
 def _load_builtin() -> None:

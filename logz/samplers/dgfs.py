@@ -1,0 +1,389 @@
+"""Diffusion Generative Flow Samplers (DGFS; Zhang, Chen, Liu, Courville & Bengio 2023).
+
+The forward process is that of PIS with g = sigma (``pis.py``), from x_0 = 0 on N steps of
+size dt (T = N dt):  x_{k+1} = x_k + sigma u(x_k, t_k) dt + sigma sqrt(dt) eps, u the
+PIS-Grad drift; the backward kernel P_B is the reference's Brownian bridge (log P_B := 0 on
+the first step). Besides the drift DGFS learns a log-flow, parameterised as in the
+reference code,
+
+    log F(x, t) = NN_flow(t, x) + (t/T) log R(x) + (1 - t/T) log N(x; 0, sigma^2 max(0.01 T, t) I),
+
+pinned to log R at t = T, NN_flow zero-initialised, and trains both with sub-trajectory
+balance (``losses.subtb_loss``): every pair i < j of a path gives a residual, so the
+learning signal reaches the drift from short segments, not only through the terminal
+reward. ``loss=`` swaps in TB (learned scalar log Z), VarGrad or DB (``losses.GFN_LOSSES``).
+
+Paths are detached: training can use a behaviour policy with extra noise (``exploration``,
+decaying linearly to 0 over ``exploration_decay_iterations``), and backward paths drawn
+through the bridge from a reward-prioritised replay buffer whose states may be refined by
+MALA (``replay.py``). Every path is re-scored by the current policy in one batched call
+(``logz.sde.path_log_densities``) and the flow net sees all [N+1, B] states in one call.
+
+Estimators (``estimate_log_z``, from ``PIS``): importance-weighted log Z, ELBO and ESS from
+fresh on-policy paths, EUBO from exact target samples; ``learned_log_z`` is log Z (TB) or
+log F(0, 0) (flow losses). Deviation from the reference code: it takes one Adam step per
+PATH (a batch of 256 paths = 256 updates per iteration); logz takes one step per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from logz.samplers import losses, register
+from logz.samplers.nets import FourierMLP, GridControl
+from logz.samplers.pis import PIS, _check, _is_int, _log_mean_exp
+from logz.samplers.replay import ReplayBuffer, mala
+from logz.samplers.training import History, Trainer
+from logz.sde import path_log_densities
+from logz.sde.reference import gaussian_log_prob
+from logz.targets.base import log_prob_and_grad
+
+
+class LogZ(nn.Module):
+    """A learned scalar log Z (trajectory balance)."""
+
+    def __init__(self, init: float = 0.0):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self) -> Tensor:
+        return self.value
+
+
+class _Trainer(Trainer):
+    """``Trainer`` whose checkpoints also carry the sampler's non-module state (replay buffer,
+    MALA step size), so a resumed ``fit`` stays bit-identical."""
+
+    def __init__(self, *args, extra_state, load_extra_state, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._extra_state, self._load_extra_state = extra_state, load_extra_state
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "extra": self._extra_state()}
+
+    def load_state_dict(self, state, source: str = "checkpoint") -> None:
+        super().load_state_dict(state, source)
+        self._load_extra_state(state.get("extra", {}))
+
+
+class DGFS(PIS):
+    """DGFS / TB / DB / VarGrad path sampler: ``fit``, ``sample``, ``estimate_log_z``,
+    ``save``/``load``, ``plot``. Defaults are the reference code's (batch 256, N = 100, dt = 0.01,
+    sigma = 1, FourierMLP 2 x 64, Adam lr 1e-4 policy / 1e-3 flow, weight decay 1e-7, no clipping).
+
+    Args:
+        target: object with ``dim`` and a differentiable ``log_prob``.
+        loss: "subtb" (DGFS), "tb", "db" or "vargrad".
+        subtb_lambda: lambda of the pair weights lambda^(j-i). subtb_pairs: None (all pairs) or
+            a number of pairs drawn per iteration (for long N).
+        num_steps, dt, sigma: the Euler grid (T = num_steps * dt) and the diffusion.
+        hidden, layers: sizes of the drift and flow networks.
+        lr_policy, lr_flow: Adam rates of the drift and of the flow net / learned log Z.
+        exploration: extra behaviour-policy noise std per step (gfn-diffusion's
+            exploration_factor; 0 = on-policy), added in variance to sigma^2 dt.
+        exploration_decay_iterations: the extra std decays linearly to 0 over so many
+            iterations (None: constant).
+        replay: False, True or a capacity: keep forward terminal states in a ``ReplayBuffer``
+            (True: 100 batches) and train on ``replay_fraction`` of each batch from it.
+        replay_prioritized, rank_weight: the buffer's sampling priority.
+        local_search: refine a buffer batch by ``local_search_steps`` MALA steps every
+            ``local_search_every`` iterations (needs replay); step size starts at
+            ``local_search_step_size`` and adapts to ``target_acceptance``.
+        log_reward_min: log R is clamped below at this value in the losses (reference: -1e6).
+        flow: a custom module ``flow(x Tensor[M, dim], t Tensor[M]) -> Tensor[M]`` giving the
+            whole log F (no interpolation added) instead of the default parameterisation.
+        **config: other ``PIS`` options (drift, control, grad_clip, lr_schedule, eval_every,
+            eval_samples, eval_batch_size, checkpoint_every, checkpoint_path, seed, device, dtype,
+            score_grad_clip, out_clip).
+    """
+
+    name = "dgfs"
+
+    def __init__(self, target, *, loss: str = "subtb", subtb_lambda: float = 2.0,
+                 subtb_pairs: Optional[int] = None, num_steps: int = 100, dt: float = 0.01,
+                 sigma: float = 1.0, hidden: int = 64, layers: int = 2, lr_policy: float = 1e-4,
+                 lr_flow: float = 1e-3, weight_decay: float = 1e-7, batch_size: int = 256,
+                 grad_clip: Optional[float] = None, exploration: float = 0.0,
+                 exploration_decay_iterations: Optional[int] = None,
+                 replay: Union[bool, int] = False, replay_fraction: float = 0.5,
+                 replay_prioritized: str = "rank", rank_weight: float = 1e-2,
+                 local_search: bool = False, local_search_every: int = 100,
+                 local_search_steps: int = 200, local_search_step_size: float = 1e-3,
+                 target_acceptance: float = 0.574, log_reward_min: float = -1e6,
+                 flow: Optional[nn.Module] = None, seed: int = 0, **config: Any):
+        for key in ("diffusion", "T", "lr", "grad_checkpoint_steps", "differentiate_score"):
+            if key in config:
+                raise ValueError(f"DGFS has no {key!r} option (use sigma, dt, num_steps, lr_policy, lr_flow)")
+        _check("loss", loss in losses.GFN_LOSSES, loss, f"one of {sorted(losses.GFN_LOSSES)}")
+        _check("dt", isinstance(dt, (int, float)) and not isinstance(dt, bool) and dt > 0, dt, "> 0")
+        _check("num_steps", _is_int(num_steps) and num_steps >= 1, num_steps, "an integer >= 1")
+        _check("subtb_lambda", isinstance(subtb_lambda, (int, float)) and subtb_lambda > 0, subtb_lambda, "> 0")
+        _check("subtb_pairs", subtb_pairs is None or (_is_int(subtb_pairs) and subtb_pairs >= 1),
+               subtb_pairs, "None or an integer >= 1")
+        _check("exploration", isinstance(exploration, (int, float)) and exploration >= 0, exploration, ">= 0")
+        _check("exploration_decay_iterations", exploration_decay_iterations is None or
+               (_is_int(exploration_decay_iterations) and exploration_decay_iterations >= 1),
+               exploration_decay_iterations, "None or an integer >= 1")
+        _check("replay", isinstance(replay, bool) or (_is_int(replay) and replay >= 1), replay,
+               "a bool or a capacity >= 1")
+        _check("replay_fraction", isinstance(replay_fraction, (int, float)) and 0 < replay_fraction < 1,
+               replay_fraction, "in (0, 1)")
+        _check("local_search", not local_search or bool(replay), local_search, "False without replay")
+        for key, v in (("local_search_every", local_search_every), ("local_search_steps", local_search_steps)):
+            _check(key, _is_int(v) and v >= 1, v, "an integer >= 1")
+        _check("local_search_step_size", local_search_step_size > 0, local_search_step_size, "> 0")
+        _check("target_acceptance", 0 < target_acceptance < 1, target_acceptance, "in (0, 1)")
+        _check("lr_flow", isinstance(lr_flow, (int, float)) and lr_flow > 0, lr_flow, "> 0")
+        super().__init__(target, diffusion=sigma, T=float(num_steps * dt), num_steps=num_steps,
+                         hidden=hidden, layers=layers, loss="vargrad", lr=lr_policy, batch_size=batch_size,
+                         grad_clip=grad_clip, weight_decay=weight_decay, seed=seed, **config)
+        self.loss, self.sigma, self.dt = loss, float(sigma), float(dt)
+        self.subtb_lambda, self.subtb_pairs = float(subtb_lambda), subtb_pairs
+        self.exploration, self.exploration_decay_iterations = float(exploration), exploration_decay_iterations
+        self.replay_fraction, self.log_reward_min = float(replay_fraction), float(log_reward_min)
+        self.local_search, self.local_search_every = bool(local_search), int(local_search_every)
+        self.local_search_steps, self.target_acceptance = int(local_search_steps), float(target_acceptance)
+        self.local_search_step_size = float(local_search_step_size)
+        self.buffer = None
+        if replay:
+            capacity = 100 * self.batch_size if replay is True else int(replay)
+            self.buffer = ReplayBuffer(capacity, self.dim, prioritized=replay_prioritized,
+                                       rank_weight=rank_weight, dtype=self.dtype, device=self.device)
+        self.subtb_weights = losses.subtb_weights(self.num_steps, self.subtb_lambda, self.dtype, self.device)
+        need = losses.GFN_LOSS_NEEDS[loss]
+        if flow is not None and need != "log_flow":
+            raise ValueError(f"flow= is used by the flow losses ('subtb', 'db'), not by loss={loss!r}")
+        self.local_search_acceptance: Optional[float] = None  # of the last local search
+        modules: dict[str, nn.Module] = {"control": self.control}
+        self.flow, self.log_z_param = None, None
+        if need == "log_flow":
+            if flow is not None:
+                _check("flow", isinstance(flow, nn.Module), flow, "a torch.nn.Module f(x, t)")
+                self.flow = flow.to(device=self.device, dtype=self.dtype)
+            else:
+                with torch.random.fork_rng(devices=[]):  # init from the seed, global RNG untouched
+                    torch.manual_seed(self.seed + 7919)
+                    self.flow = FourierMLP(self.dim, 1, hidden=hidden, layers=layers, T=self.T,
+                                           zero_init=True).to(device=self.device, dtype=self.dtype)
+            modules["flow"] = self.flow
+        elif need == "log_Z":
+            self.log_z_param = LogZ().to(device=self.device, dtype=self.dtype)
+            modules["flow"] = self.log_z_param
+        old = self.trainer  # PIS built a trainer for the drift alone: rebuild with the flow
+        fingerprint = {**old.fingerprint, "loss": loss, "sigma": self.sigma, "dt": self.dt,
+                       "custom_flow": flow is not None, "replay": bool(replay)}
+        self.trainer = _Trainer(
+            modules, self._step, lr={"control": lr_policy, "flow": lr_flow} if len(modules) > 1 else lr_policy,
+            weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=old.lr_schedule,
+            generators=old.generators, evaluate=old.evaluate, eval_every=old.eval_every,
+            checkpoint_every=old.checkpoint_every, checkpoint_path=old.checkpoint_path,
+            fingerprint=fingerprint, name=self.name, extra_state=self._extra_state,
+            load_extra_state=self._load_extra_state)
+
+    # --- pieces ---------------------------------------------------------------------------
+    def noise_scale(self, iteration: int) -> float:
+        """Behaviour-noise multiplier at ``iteration``: sqrt(1 + e^2 / (sigma^2 dt)), e the
+        (decayed) exploration std — the additive-variance exploration of gfn-diffusion."""
+        e = self.exploration
+        if self.exploration_decay_iterations:
+            e *= max(0.0, 1.0 - iteration / self.exploration_decay_iterations)
+        return math.sqrt(1.0 + e * e / (self.sigma ** 2 * self.dt))
+
+    def _log_reward_all(self, x: Tensor) -> Tensor:
+        """log R clamped below at ``log_reward_min`` (so -inf rewards give finite residuals)."""
+        return self._log_reward(x).clamp_min(self.log_reward_min)
+
+    def log_flow(self, states: Tensor, log_reward: Tensor) -> Tensor:
+        """log F at every state of paths on the training grid: Tensor[N+1, B], row N = log R.
+
+        Args:
+            states: Tensor[N+1, B, dim]; log_reward: Tensor[N+1, B], log R at every state.
+        """
+        N1, B, d = states.shape
+        t = self.times
+        if isinstance(self.flow, FourierMLP):  # time branch once per grid time, not per row
+            nn_out = self.flow.forward_with_features(states, self.flow.time_features(t)[:, None, :]).squeeze(-1)
+            var = (self.sigma ** 2) * t.clamp_min(0.01 * self.T)
+            log_ref = gaussian_log_prob(states, 0.0, var.view(N1, 1, 1))
+            frac = (t / self.T).view(N1, 1)
+            out = nn_out + frac * log_reward + (1 - frac) * log_ref
+        else:
+            out = self.flow(states.reshape(N1 * B, d), t.repeat_interleave(B)).view(N1, B)
+        return torch.cat([out[:-1], log_reward[-1:]])  # pinned to log R at t = T
+
+    def step_log_densities(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """(log P_F, log P_B) of every step of stored paths under the current drift, Tensor[N, B] each."""
+        control = (GridControl(self.control, self.times[:-1])
+                   if hasattr(self.control, "time_features") else self.control)
+        return path_log_densities(self.reference, states, self.times, control, scheme=self.scheme)
+
+    @torch.no_grad()
+    def bridge_paths(self, x_final: Tensor, generator: torch.Generator) -> Tensor:
+        """Paths ending at x_final Tensor[n, dim], drawn backwards through the reference
+        bridge to x_0 = 0: Tensor[N+1, n, dim]."""
+        b, r = self.reference.backward_coefficients(self.times)
+        eps = torch.randn((self.num_steps,) + tuple(x_final.shape), generator=generator,
+                          dtype=self.dtype, device=self.device)
+        x, out = x_final.to(self.dtype), [x_final.to(self.dtype)]
+        for k in range(self.num_steps - 1, -1, -1):
+            x = b[k] * x + r[k] * eps[k]
+            out.append(x)
+        return torch.stack(out[::-1])
+
+    def _behaviour_paths(self, iteration: int) -> tuple[Tensor, int]:
+        """States Tensor[N+1, B, dim] (forward paths first) and the number of forward paths."""
+        gen, B = self.generator, self.batch_size
+        n_buf = 0
+        if self.buffer is not None and len(self.buffer) > 0:
+            n_buf = min(B - 1, max(1, round(self.replay_fraction * B)))
+            if self.local_search and iteration % self.local_search_every == 0:
+                self._refine_buffer()
+        x0, _ = self._initial(B - n_buf, gen)
+        tr = self._integrate(x0, self.times, gen, log_densities=False, keep_steps=False,
+                             noise_scale=self.noise_scale(iteration))
+        if n_buf == 0:
+            return tr.states, B
+        x_buf, _ = self.buffer.sample(n_buf, gen)
+        return torch.cat([tr.states, self.bridge_paths(x_buf, gen)], dim=1), B - n_buf
+
+    def _refine_buffer(self) -> None:
+        """Local search: MALA on a prioritised batch from the buffer; the results join it."""
+        x, _ = self.buffer.sample(self.batch_size, self.generator)
+        res = mala(lambda y: log_prob_and_grad(self.target, y), x, steps=self.local_search_steps,
+                   step_size=self.local_search_step_size, generator=self.generator,
+                   target_acceptance=self.target_acceptance)
+        self.local_search_step_size = res.step_size
+        self.local_search_acceptance = float(res.acceptance[-10:].mean())
+        self.buffer.add(res.x, res.log_prob)
+
+    def _step(self, iteration: int) -> dict[str, Tensor]:
+        with torch.no_grad():
+            states, n_fwd = self._behaviour_paths(iteration)
+            N1, B, d = states.shape
+            if self.flow is not None:  # log R at every state, one batched call
+                log_r_all = self._log_reward_all(states.reshape(N1 * B, d)).view(N1, B)
+                log_r = log_r_all[-1]
+            else:
+                log_r = self._log_reward_all(states[-1])
+            if self.buffer is not None:
+                self.buffer.add(states[-1, :n_fwd], log_r[:n_fwd])
+        log_pf, log_pb = self.step_log_densities(states)
+        out: dict[str, Tensor] = {}
+        if self.loss == "subtb":
+            log_f = self.log_flow(states, log_r_all)
+            loss = losses.subtb_loss(log_pf, log_pb, log_f, weights=self.subtb_weights,
+                                     num_pairs=self.subtb_pairs, generator=self.generator)
+            out["learned_log_z"] = log_f[0, 0].detach()  # every path starts at x_0 = 0, t = 0
+        elif self.loss == "db":
+            log_f = self.log_flow(states, log_r_all)
+            loss = losses.detailed_balance_loss(log_pf, log_pb, log_f)
+            out["learned_log_z"] = log_f[0, 0].detach()
+        elif self.loss == "tb":
+            loss = losses.trajectory_balance_loss(log_pf, log_pb, log_r, self.log_z_param())
+            out["learned_log_z"] = self.log_z_param().detach()
+        else:
+            loss = losses.vargrad_path_loss(log_pf, log_pb, log_r)
+        # the reference code divides every residual by dim (here: the squared loss by dim^2)
+        out["loss"] = loss / self.dim ** 2
+        with torch.no_grad():  # batch estimates: only meaningful for on-policy forward paths
+            log_w = (log_r + log_pb.sum(0) - log_pf.sum(0))[:n_fwd]
+            on_policy = self.noise_scale(iteration) == 1.0 and n_fwd >= 2
+            nan = log_w.new_tensor(math.nan)
+            out["log_z"] = _log_mean_exp(log_w) if on_policy else nan
+            out["elbo"] = log_w.mean() if on_policy else nan
+            out["ess"] = (torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / n_fwd
+                          if on_policy else nan)
+        return out
+
+    # --- state beyond the networks ----------------------------------------------------------
+    def _extra_state(self) -> dict:
+        state: dict[str, Any] = {"local_search_step_size": self.local_search_step_size}
+        if self.buffer is not None:
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def _load_extra_state(self, state: dict) -> None:
+        self.local_search_step_size = float(state.get("local_search_step_size", self.local_search_step_size))
+        if self.buffer is not None:
+            if "buffer" not in state:
+                raise ValueError("checkpoint has no replay buffer, but this DGFS uses one")
+            self.buffer.load_state_dict(state["buffer"])
+
+    # --- public extras ------------------------------------------------------------------------
+    @property
+    def learned_log_z(self) -> Optional[float]:
+        """The loss's own log Z: the TB parameter or log F(x_0 = 0, t = 0); None for VarGrad."""
+        if self.log_z_param is not None:
+            return float(self.log_z_param().detach())
+        if self.flow is None:
+            return None
+        with torch.no_grad():
+            states = torch.zeros(self.num_steps + 1, 1, self.dim, dtype=self.dtype, device=self.device)
+            log_r = self._log_reward_all(states[:, 0]).view(-1, 1)
+            return float(self.log_flow(states, log_r)[0, 0])
+
+    def plot(self, path: Optional[str] = None, num_samples: int = 1000):
+        """Diagnostics figure (matplotlib ``Figure``, Agg; never shown): loss, log Z curve,
+        ESS and, for 2-D targets, samples over the density contours. Saved to ``path`` if given."""
+        fig = _diagnostics_figure(self, num_samples)
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
+
+    def __repr__(self) -> str:
+        return (f"DGFS(target={self.target!r}, dim={self.dim}, loss={self.loss!r}, num_steps={self.num_steps}, "
+                f"dt={self.dt}, sigma={self.sigma}, iteration={self.trainer.iteration})")
+
+
+def _diagnostics_figure(s: DGFS, num_samples: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h: History = s.history
+    two_d = s.dim == 2
+    fig = Figure(figsize=(4.2 * (3 + two_d), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)  # Agg canvas: no GUI, no pyplot state
+    ax_loss, ax_z, ax_ess, *rest = fig.subplots(1, 3 + two_d)
+    its = range(1, len(h.loss) + 1)
+    ax_loss.plot(its, h.loss, lw=0.8)
+    if h.loss and min(h.loss) > 0:
+        ax_loss.set_yscale("log")
+    ax_loss.set(title=f"{s.loss} loss", xlabel="iteration")
+    ax_z.plot(its, h.log_z, lw=0.6, alpha=0.6, label="batch IS estimate")
+    if "learned_log_z" in h.metrics:
+        ax_z.plot(its, h.metrics["learned_log_z"], lw=0.8, label="learned log Z")
+    if h.estimates:
+        ax_z.errorbar(h.eval_iterations, [e.log_z for e in h.estimates],
+                      yerr=[e.stderr for e in h.estimates], fmt="o", ms=3, label="evaluation")
+        ax_ess.plot(h.eval_iterations, [e.ess for e in h.estimates], "o-", ms=3, label="evaluation")
+    exact = getattr(s.target, "log_Z", None)
+    if exact is not None:
+        ax_z.axhline(exact, color="k", ls="--", lw=0.8, label="exact")
+    ax_z.set(title="log Z", xlabel="iteration")
+    ax_z.legend(fontsize=7)
+    if "ess" in h.metrics:
+        ax_ess.plot(its, h.metrics["ess"], lw=0.6, alpha=0.6, label="batch")
+    ax_ess.set(title="normalised ESS", xlabel="iteration", ylim=(0, 1.05))
+    ax_ess.legend(fontsize=7)
+    if two_d:
+        ax = rest[0]
+        x = s.sample(num_samples).detach().double().cpu()
+        lo = torch.minimum(x.quantile(0.005, 0), torch.full((2,), -3.0, dtype=x.dtype)) - 1
+        hi = torch.maximum(x.quantile(0.995, 0), torch.full((2,), 3.0, dtype=x.dtype)) + 1
+        g0, g1 = torch.linspace(float(lo[0]), float(hi[0]), 150), torch.linspace(float(lo[1]), float(hi[1]), 150)
+        X, Y = torch.meshgrid(g0, g1, indexing="xy")
+        with torch.no_grad():
+            grid = torch.stack([X.flatten(), Y.flatten()], -1).to(s.device, s.dtype)
+            lp = s._log_reward(grid).double().cpu().view(X.shape)
+        ax.contour(X.numpy(), Y.numpy(), lp.clamp_min(float(lp.max()) - 30).numpy(), levels=20, linewidths=0.6)
+        ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.4, color="C3")
+        ax.set(title=f"{num_samples} samples", xlim=(float(lo[0]), float(hi[0])), ylim=(float(lo[1]), float(hi[1])))
+    return fig
+
+
+register("dgfs", DGFS)
+register("tb", lambda target, **config: DGFS(target, **{"loss": "tb", **config}))
