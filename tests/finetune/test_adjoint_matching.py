@@ -20,14 +20,6 @@ from logz.sde import uniform_grid
 from logz.sde.adjoint import lean_adjoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine is small and shared: one intra-op thread is faster for these tiny ops
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 M, S2 = [1.0, -0.5], [0.5, 2.0]
 

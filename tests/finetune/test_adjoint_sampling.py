@@ -8,13 +8,6 @@ from logz.samplers.adjoint_sampling import AdjointSampling
 from logz.targets.gaussian import Gaussian
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_registered_and_contract(tmp_path):
     tg = Gaussian([0.0, 0.0], 1.0)

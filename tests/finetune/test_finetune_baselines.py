@@ -19,13 +19,6 @@ from logz.finetune.noise import ConstantNoise, MemorylessNoise
 from logz.sde import uniform_grid
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 M, S2, B = [1.0, -0.5], [0.5, 2.0], [1.0, -0.5]
 

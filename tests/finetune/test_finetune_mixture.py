@@ -7,13 +7,6 @@ from logz.finetune.adjoint_matching import AdjointMatching
 from logz.finetune.closed_form import GaussianMixtureVelocity, QuadraticReward
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 W = [0.5, 0.3, 0.2]
 MEANS = [[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]]

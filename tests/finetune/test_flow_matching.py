@@ -9,13 +9,6 @@ from logz.finetune.closed_form import GaussianMixtureVelocity, fitted_gaussian_w
 from logz.finetune.flow_matching import FlowMatching, log_prob_ode, sample_ode
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _mixture():
     return GaussianMixtureVelocity([0.6, 0.4], [[-2.0, 0.0], [2.0, 1.0]], [[0.3, 0.5], [0.4, 0.2]])

@@ -77,12 +77,3 @@ def diag_gaussian():
 def gaussian_optimal_control():
     return GaussianOptimalControl
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is fastest and avoids oversubscribing the shared
-    2-core machine (pytest -n 2 runs two workers). Restored after each test."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
