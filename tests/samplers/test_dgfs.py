@@ -156,7 +156,7 @@ def test_short_training_on_2d_gaussian_reaches_log_z_within_its_error(diag_gauss
     target = diag_gaussian([1.0, -0.5], [0.5, 1.5], log_Z=1.3)
     s = DGFS(target, loss=loss, num_steps=20, dt=0.05, batch_size=64, lr_policy=1e-3, lr_flow=1e-2,
              hidden=32, seed=0)
-    est = _check_training(s, target, 200)
+    _check_training(s, target, 200)
     assert abs(s.learned_log_z - target.log_Z) < 0.3  # the loss's own estimate is in the right place
 
 
