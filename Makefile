@@ -38,7 +38,8 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/last.json $(PYTEST_ARGS)
+	$(PY) -m pytest benchmarks -o python_files="bench_*.py" -p no:xdist --benchmark-only \
+		--benchmark-json=benchmarks/last.json $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,79 +1,26 @@
 """Accuracy of PIS and DDS: |log Z error| of the FINAL model, mean ± std over seeds.
 
-Default grid = the reference budget: 9-mode GMM, Funnel-10, Many-Well-32; batch 256,
-100 steps, 2x64 networks, 5000 iterations, 2000 evaluation samples, seeds 0 1 2.
-(The full grid takes hours on a 2-core CPU; pass smaller --iterations / --batch-size /
---num-steps to check the script, and report such numbers as what they are.)
+A thin wrapper over the benchmark runner (``logz bench``, ``logz.bench.runner``): the
+default grid is the reference budget (9-mode GMM, Funnel-10, Many-Well-32; batch 256,
+100 steps, 2x64 networks, 5000 iterations, 2000 evaluation samples, seeds 0 1 2); the
+options below change that budget (the records say so: budget ``custom``). The full grid
+takes hours on a 2-core CPU; it is resumable (finished cells are not re-run).
 
     python benchmarks/accuracy_pis_dds.py                      # the full grid
     python benchmarks/accuracy_pis_dds.py --iterations 60 --batch-size 128 --num-steps 50
 
-Writes ``<out>.json`` (one record per run) and ``<out>.md`` (the table, with the
-published figures of the DGFS paper for comparison).
+Writes ``<out>/results.jsonl``, ``results.csv``, ``report.md`` (a table per target with the
+published figures of the DGFS paper beside) and PNG plots.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import time
+import sys
 
-import torch
-
-from logz import samplers, targets
-
-PUBLISHED = {  # |log Z error| as quoted in REFERENCE.md (funnel / manywell marked unverified there)
-    ("pis", "gmm9"): 0.036, ("pis", "funnel"): 0.31, ("pis", "manywell"): 1.4,
-    ("dds", "gmm9"): 0.028, ("dds", "funnel"): 0.42, ("dds", "manywell"): 1.2,
-}
-
-
-def run_one(sampler_name: str, target_name: str, seed: int, args) -> dict:
-    target = targets.get(target_name)
-    config = dict(seed=seed, batch_size=args.batch_size, num_steps=args.num_steps,
-                  hidden=args.hidden, layers=args.layers, loss=args.loss, lr=args.lr)
-    sampler = samplers.get(sampler_name, target, **config)
-    start = time.perf_counter()
-    sampler.fit(args.iterations, progress=args.progress)
-    train_s = time.perf_counter() - start
-    est = sampler.estimate_log_z(args.eval_samples)
-    return {"sampler": sampler_name, "target": target_name, "seed": seed, **config,
-            "iterations": args.iterations, "eval_samples": args.eval_samples,
-            "log_z": est.log_z, "stderr": est.stderr, "elbo": est.elbo, "eubo": est.eubo,
-            "ess": est.ess, "exact_log_z": target.log_Z, "error": est.log_z - target.log_Z,
-            "abs_error": abs(est.log_z - target.log_Z), "train_seconds": train_s,
-            "it_per_s": args.iterations / train_s if train_s > 0 else None,
-            "threads": torch.get_num_threads(), "loadavg_1min": os.getloadavg()[0]}
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def table(records: list[dict], args) -> str:
-    lines = [f"PIS / DDS |log Z error| of the final model, mean ± std over seeds {args.seeds}; "
-             f"batch {args.batch_size}, {args.num_steps} steps, {args.layers}x{args.hidden}, "
-             f"{args.iterations} iterations, loss {args.loss}, lr {args.lr}, "
-             f"{args.eval_samples} evaluation samples, {torch.get_num_threads()} thread(s).", "",
-             "| sampler | target | abs error | signed error | ELBO gap | ESS | train s/run | published |",
-             "|---|---|---|---|---|---|---|---|"]
-    for s in args.samplers:
-        for t in args.targets:
-            rows = [r for r in records if r["sampler"] == s and r["target"] == t]
-            if not rows:
-                continue
-            lines.append(
-                f"| {s} | {t} | {_mean_std([r['abs_error'] for r in rows])} "
-                f"| {_mean_std([r['error'] for r in rows])} "
-                f"| {_mean_std([r['exact_log_z'] - r['elbo'] for r in rows])} "
-                f"| {_mean_std([r['ess'] for r in rows])} "
-                f"| {statistics.mean(r['train_seconds'] for r in rows):.0f} "
-                f"| {PUBLISHED.get((s, t), '')} |")
-    return "\n".join(lines) + "\n"
+from logz.bench import budgets
+from logz.bench.report import write_report
+from logz.bench.runner import run_grid
 
 
 def main(argv=None) -> int:
@@ -91,24 +38,16 @@ def main(argv=None) -> int:
     p.add_argument("--eval-samples", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/accuracy_pis_dds")
-    p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    records = []
-    for s in args.samplers:
-        for t in args.targets:
-            for seed in args.seeds:
-                rec = run_one(s, t, seed, args)
-                records.append(rec)
-                print(f"{s:4s} {t:9s} seed {seed}: log Z {rec['log_z']:+.4f} ± {rec['stderr']:.4f} "
-                      f"(exact {rec['exact_log_z']:.4f}, error {rec['error']:+.4f}), ELBO "
-                      f"{rec['elbo']:.4f}, ESS {rec['ess']:.3f}, {rec['train_seconds']:.0f} s", flush=True)
-                with open(args.out + ".json", "w") as f:
-                    json.dump(records, f, indent=1)
-    md = table(records, args)
-    with open(args.out + ".md", "w") as f:
-        f.write(md)
-    print(md)
+    ref = budgets.get("reference")
+    budget = ref.replace(iterations=args.iterations, batch_size=args.batch_size, num_steps=args.num_steps,
+                         hidden=args.hidden, layers=args.layers, eval_samples=args.eval_samples,
+                         overrides={**ref.overrides, **{s: {"loss": args.loss, "lr": args.lr} for s in ("pis", "dds")}})
+    if budget.replace(overrides=ref.overrides) != ref or (args.loss, args.lr) != ("kl", 1e-3):
+        budget = budget.replace(name="custom", note="NOT the reference budget (reduced by command-line options)")
+    run_grid(args.targets, args.samplers, args.seeds, budget, args.out, threads=args.threads,
+             command="python benchmarks/accuracy_pis_dds.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    print(write_report(args.out)["markdown"].read_text())
     return 0
 
 

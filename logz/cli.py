@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-_ROOM_CLIS: list[str] = ["logz.theory.cli", "logz.finetune.cli"]
+_ROOM_CLIS: list[str] = ["logz.theory.cli", "logz.finetune.cli", "logz.bench.cli"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,130 @@
+"""Training / evaluation budgets of the benchmark runner: ``tiny``, ``quick`` and ``reference``.
+
+A :class:`Budget` turns (sampler, target) into the exact keyword configuration passed to
+``logz.samplers.get`` plus the number of training iterations and evaluation samples, so a
+benchmark cell is fully described by (target, sampler, seed, budget) and its record.
+
+- ``reference``: the papers' settings (REFERENCE.md): batch 256 (300 for TB, the
+  gfn-diffusion budget), 100 steps, 2 x 64 networks, 5000 iterations, 2000 evaluation
+  samples, the FINAL model is evaluated. DGFS / TB use the DGFS reference rates (Adam
+  1e-4 drift, 1e-3 flow, weight decay 1e-7) and its step dt = 0.01 (0.05 on the Gaussian
+  mixtures, as the reference runs its MoG). See :data:`DGFS_LR_NOTE`.
+- ``quick``: the whole default grid on a 2-core CPU in minutes (batch 64, 50 steps,
+  150 iterations, 1000 evaluation samples; DGFS rates x10 to make up for the short run).
+  Its numbers check the pipeline; they are not comparable with published figures.
+- ``tiny``: a few iterations on tiny nets, for tests (seconds per cell).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Optional
+
+#: samplers with nothing to train (``fit`` is a no-op): they get no network settings
+CLASSICAL = frozenset({"smc", "ais"})
+#: learned samplers that take batch_size / num_steps / hidden / layers
+LEARNED = frozenset({"pis", "dds", "dgfs", "tb", "adjoint_sampling"})
+#: GFlowNet-style samplers built on DGFS (dt, lr_policy, lr_flow)
+GFN = frozenset({"dgfs", "tb"})
+
+DGFS_LR_NOTE = ("DGFS / TB: the reference code's learning rates are 1e-4 (drift) / 1e-3 (flow) (the "
+                "`reference` budget uses them; the budget line above gives this run's). As "
+                "logz.samplers.dgfs documents, the reference code takes one Adam step per PATH (256 "
+                "updates per iteration) while logz takes one step per batch, so at the same rates logz "
+                "makes far fewer updates in 5000 iterations.")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long and how big every learned sampler runs in one benchmark cell.
+
+    Attributes:
+        name: budget name (stored in every record).
+        iterations: training iterations of learned samplers (classical ones: 0).
+        eval_samples: samples / particles for ``estimate_log_z`` and for the sample metrics.
+        batch_size, num_steps, hidden, layers: shared settings of the learned samplers.
+        eval_every: periodic ``LogZEstimate`` during training (None: off).
+        gfn_lr: (lr_policy, lr_flow) of DGFS / TB.
+        gfn_dt: DGFS step at 100 steps: (on Gaussian mixtures, elsewhere); scaled by
+            100 / num_steps so the horizon T = 100 dt of the reference is kept.
+        overrides: per-sampler keyword arguments applied last (e.g. ``{"tb": {"batch_size": 300}}``).
+        note: one line for the report.
+    """
+
+    name: str
+    iterations: int
+    eval_samples: int
+    batch_size: int = 256
+    num_steps: int = 100
+    hidden: int = 64
+    layers: int = 2
+    eval_every: Optional[int] = None
+    gfn_lr: tuple[float, float] = (1e-4, 1e-3)
+    gfn_dt: tuple[float, float] = (0.05, 0.01)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    note: str = ""
+
+    def train_iterations(self, sampler: str) -> int:
+        """Training iterations for ``sampler`` (0 for the classical ones)."""
+        return 0 if sampler in CLASSICAL else int(self.iterations)
+
+    def sampler_config(self, sampler: str, target: str) -> dict:
+        """Keyword configuration for ``logz.samplers.get(sampler, target, **config)`` (no seed/device)."""
+        config: dict[str, Any] = {}
+        if sampler in LEARNED:
+            config.update(batch_size=self.batch_size, num_steps=self.num_steps, hidden=self.hidden,
+                          layers=self.layers)
+            if self.eval_every:
+                config.update(eval_every=self.eval_every, eval_samples=self.eval_samples)
+        if sampler in GFN:
+            dt = self.gfn_dt[0] if target.startswith("gmm") else self.gfn_dt[1]
+            config.update(dt=dt * 100 / self.num_steps, lr_policy=self.gfn_lr[0], lr_flow=self.gfn_lr[1])
+        config.update(self.overrides.get(sampler, {}))
+        return config
+
+    def replace(self, **changes: Any) -> "Budget":
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+    def describe(self) -> str:
+        """One line describing the budget, for reports."""
+        return (f"budget `{self.name}`: {self.iterations} iterations, batch {self.batch_size}, "
+                f"{self.num_steps} steps, {self.layers}x{self.hidden} nets, {self.eval_samples} "
+                f"evaluation samples, final model; DGFS/TB lr {self.gfn_lr[0]:g} / {self.gfn_lr[1]:g}"
+                + (f"; overrides {dict(self.overrides)}" if self.overrides else ""))
+
+
+BUDGETS: dict[str, Budget] = {
+    "reference": Budget(
+        "reference", iterations=5000, eval_samples=2000, eval_every=500,
+        overrides={"tb": {"batch_size": 300}},
+        note="the papers' budget (REFERENCE.md); takes hours per cell on a 2-core CPU"),
+    "quick": Budget(
+        "quick", iterations=150, eval_samples=1000, batch_size=64, num_steps=50,
+        gfn_lr=(1e-3, 1e-2),
+        note="pipeline check on a 2-core CPU: NOT comparable with the published figures"),
+    "tiny": Budget(
+        "tiny", iterations=3, eval_samples=64, batch_size=16, num_steps=8, hidden=16,
+        gfn_lr=(1e-3, 1e-2),
+        overrides={"smc": {"num_replicates": 2, "num_mcmc_steps": 1, "leapfrog_steps": 1,
+                           "cess": 0.5, "max_temperatures": 50},
+                   "ais": {"num_replicates": 2, "num_mcmc_steps": 1, "leapfrog_steps": 1,
+                           "cess": 0.5, "max_temperatures": 50},
+                   "adjoint_sampling": {"paths_per_refresh": 16, "buffer_size": 256}},
+        note="test budget: a few iterations; numbers are meaningless"),
+}
+
+
+def names() -> list[str]:
+    """Names of the built-in budgets."""
+    return sorted(BUDGETS)
+
+
+def get(name: str) -> Budget:
+    """The built-in budget ``name`` (ValueError listing the valid names otherwise)."""
+    if name not in BUDGETS:
+        raise ValueError(f"unknown budget {name!r}; valid names: {', '.join(names())}")
+    return BUDGETS[name]
+
+
+__all__ = ["Budget", "BUDGETS", "CLASSICAL", "LEARNED", "GFN", "DGFS_LR_NOTE", "get", "names"]

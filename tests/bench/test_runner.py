@@ -1,0 +1,157 @@
+"""The benchmark runner end to end on a tiny grid: files written, resume, failures, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from logz.bench import budgets
+from logz.bench.report import PUBLISHED, markdown, mean_std, verdict, write_report
+from logz.bench.runner import Cell, ResultStore, grid, run_cell, run_grid
+from logz.cli import main
+
+TINY = budgets.get("tiny")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Counting:
+    """``run_cell`` that counts its calls and can raise on a given call number."""
+
+    def __init__(self, raise_on: int | None = None, exc: type[BaseException] = RuntimeError):
+        self.calls: list[str] = []
+        self.raise_on, self.exc = raise_on, exc
+
+    def __call__(self, cell: Cell, budget, **kwargs) -> dict:
+        self.calls.append(cell.id)
+        if self.raise_on is not None and len(self.calls) == self.raise_on:
+            raise self.exc(f"injected failure in {cell.id}")
+        return run_cell(cell, budget, **kwargs)
+
+
+def _grid(out, run, samplers=("smc", "pis"), seeds=(0, 1)):
+    return run_grid(["gmm9"], list(samplers), list(seeds), TINY, out, run=run, progress=False, command="test")
+
+
+def test_tiny_grid_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "bench"
+    run = Counting()
+    records = _grid(out, run)
+    assert len(run.calls) == 4 and len(records) == 4
+    assert all(r["status"] == "ok" for r in records)
+    r = next(r for r in records if r["sampler"] == "pis")
+    # what every record carries: config, seed, versions, device, wall time, peak memory, estimates
+    assert r["config"]["batch_size"] == TINY.batch_size and r["seed"] in (0, 1)
+    assert r["torch_version"] and r["logz_version"] and r["device"] == "cpu"
+    assert r["wall_seconds"] > 0 and r["peak_memory_mib"] > 0
+    assert r["true_log_z"] == 0.0 and r["abs_error"] == pytest.approx(abs(r["log_z"]))
+    assert len(r["curves"]["loss"]["value"]) == TINY.iterations
+    assert {"sliced_w2", "mmd", "energy_w2", "mode_coverage"} <= set(r["metrics"])
+
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["cell"] for ln in lines] == run.calls
+    paths = write_report(out)
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert sorted(row["cell"] for row in rows) == sorted(run.calls)
+    md = paths["markdown"].read_text()
+    assert "## gmm9" in md and f"{PUBLISHED[('pis', 'gmm9')]['value']:g}" in md
+    assert {p.name for p in paths["plots"]} == {"log_z_error.png", "training_gmm9.png",
+                                                 "samples_gmm9.png", "energy_gmm9.png"}
+    for p in paths["plots"]:
+        assert p.read_bytes()[:8] == PNG_MAGIC
+
+    # resume: nothing re-run, nothing re-written
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    again = Counting()
+    assert len(_grid(out, again)) == 4
+    assert again.calls == []
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()} == mtimes
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+
+    # a lost cell is the only one run again; a wider grid runs only the new cells
+    ResultStore(out).cell_path(Cell("gmm9", "pis", 1)).unlink()
+    third = Counting()
+    _grid(out, third, seeds=(0, 1, 2))
+    assert sorted(third.calls) == ["gmm9--pis--seed1", "gmm9--pis--seed2", "gmm9--smc--seed2"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_interrupted_grid_keeps_finished_cells(tmp_path):
+    out = tmp_path / "bench"
+    run = Counting(raise_on=3, exc=KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _grid(out, run)
+    stored = [r["cell"] for r in ResultStore(out).records()]
+    assert sorted(stored) == sorted(run.calls[:2])
+    resumed = Counting()
+    _grid(out, resumed)
+    assert sorted(resumed.calls) == sorted(set(c.id for c in grid(["gmm9"], ["smc", "pis"], [0, 1])) - set(stored))
+
+
+def test_failed_cell_is_stored_reported_and_rerun(tmp_path):
+    out = tmp_path / "bench"
+    records = _grid(out, Counting(raise_on=1), samplers=("smc",))
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and "injected failure" in failed[0]["error_message"]
+    assert "## Failed cells" in markdown(records) and failed[0]["cell"] in markdown(records)
+    again = Counting()
+    _grid(out, again, samplers=("smc",))
+    assert again.calls == [failed[0]["cell"]]
+
+
+def test_changed_configuration_is_refused(tmp_path):
+    out = tmp_path / "bench"
+    _grid(out, Counting(), samplers=("smc",), seeds=(0,))
+    with pytest.raises(ValueError, match="different"):
+        run_grid(["gmm9"], ["smc"], [0], TINY.replace(eval_samples=32), out, progress=False)
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("target", {"targets": ["nope"]}), ("sampler", {"samplers": ["nope"]}), ("metric", {"metrics": ["nope"]})])
+def test_unknown_names_list_the_valid_ones(tmp_path, kind, kwargs):
+    args = {"targets": ["gmm9"], "samplers": ["smc"], "seeds": [0], "budget": TINY, "out": tmp_path, **kwargs}
+    with pytest.raises(ValueError, match=f"unknown {kind}.*'nope'.*valid names:") as err:
+        run_grid(progress=False, **args)
+    valid = {"target": "funnel", "sampler": "dgfs", "metric": "sliced_w2"}[kind]
+    assert valid in str(err.value)
+    with pytest.raises(ValueError, match="valid names: quick, reference, tiny"):
+        budgets.get("nope")
+
+
+def test_cli_bad_input_and_report_only(tmp_path, capsys):
+    assert main(["bench", "--samplers", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown sampler name(s) 'nope'" in err and "pis" in err
+    assert main(["bench", "--metrics", "w3", "--out", str(tmp_path / "x")]) == 2
+    assert "sliced_w2" in capsys.readouterr().err
+    assert main(["bench", "--report-only", "--out", str(tmp_path / "empty")]) == 2
+    out = tmp_path / "cli"
+    assert main(["bench", "--budget", "tiny", "--targets", "funnel", "--samplers", "ais", "--seeds", "1",
+                 "--metrics", "--no-plots", "--quiet", "--out", str(out)]) == 0
+    rec = ResultStore(out).records()[0]
+    assert rec["command"].startswith("logz bench --targets funnel --samplers ais --seeds 1")
+    (out / "report.md").unlink()
+    assert main(["bench", "--budget", "tiny", "--targets", "funnel", "--samplers", "ais", "--seeds", "1",
+                 "--report-only", "--no-plots", "--out", str(out)]) == 0
+    assert "## funnel" in (out / "report.md").read_text()
+
+
+def test_reference_budget_matches_the_papers():
+    b = budgets.get("reference")
+    assert (b.iterations, b.eval_samples) == (5000, 2000)
+    for sampler in ("pis", "dds", "dgfs", "tb"):
+        c = b.sampler_config(sampler, "funnel")
+        assert (c["num_steps"], c["hidden"], c["layers"]) == (100, 64, 2)
+        assert 256 <= c["batch_size"] <= 300
+    dgfs = b.sampler_config("dgfs", "funnel")
+    assert (dgfs["lr_policy"], dgfs["lr_flow"], dgfs["dt"]) == (1e-4, 1e-3, 0.01)
+    assert b.sampler_config("dgfs", "gmm9")["dt"] == pytest.approx(0.05)
+    assert b.train_iterations("smc") == 0 and b.sampler_config("smc", "funnel") == {}
+
+
+def test_report_helpers():
+    assert mean_std([1.0, 3.0]) == "2.000 ± 1.414" and mean_std([None]) == "" and mean_std([0.5]) == "0.500"
+    pub = PUBLISHED[("pis", "gmm9")]["value"]
+    assert verdict("pis", "gmm9", pub) == "yes" and verdict("pis", "gmm9", 2 * pub) == "no"
+    assert verdict("smc", "gmm9", 0.0) == ""
