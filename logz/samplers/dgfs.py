@@ -16,8 +16,10 @@ reward. ``loss=`` swaps in TB (learned scalar log Z), VarGrad or DB (``losses.GF
 Paths are detached: training can use a behaviour policy with extra noise (``exploration``,
 decaying linearly to 0 over ``exploration_decay_iterations``), and backward paths drawn
 through the bridge from a reward-prioritised replay buffer whose states may be refined by
-MALA (``replay.py``). Every path is re-scored by the current policy in one batched call
-(``logz.sde.path_log_densities``) and the flow net sees all [N+1, B] states in one call.
+MALA (``replay.py``). The forward paths' drift values are kept, with their graph, from their
+own simulation (the drift at x_k under the current parameters is exactly what the simulation
+computed, so nothing is re-evaluated); replayed paths are re-scored in one batched call
+(``logz.sde.path_log_densities``); the flow net sees all [N, B] non-terminal states in one call.
 
 Estimators (``estimate_log_z``, from ``PIS``): importance-weighted log Z, ELBO and ESS from
 fresh on-policy paths, EUBO from exact target samples; ``learned_log_z`` is log Z (TB) or
@@ -204,22 +206,29 @@ class DGFS(PIS):
             states: Tensor[N+1, B, dim]; log_reward: Tensor[N+1, B], log R at every state.
         """
         N1, B, d = states.shape
-        t = self.times
+        # row N is pinned to log R at t = T: the net runs on the N earlier rows only
+        x, t, N = states[:-1], self.times[:-1], N1 - 1
         if isinstance(self.flow, FourierMLP):  # time branch once per grid time, not per row
-            nn_out = self.flow.forward_with_features(states, self.flow.time_features(t)[:, None, :]).squeeze(-1)
+            nn_out = self.flow.forward_with_features(x, self.flow.time_features(t)[:, None, :]).squeeze(-1)
             var = (self.sigma ** 2) * t.clamp_min(0.01 * self.T)
-            log_ref = gaussian_log_prob(states, 0.0, var.view(N1, 1, 1))
-            frac = (t / self.T).view(N1, 1)
-            out = nn_out + frac * log_reward + (1 - frac) * log_ref
+            log_ref = gaussian_log_prob(x, 0.0, var.view(N, 1, 1))
+            frac = (t / self.T).view(N, 1)
+            out = nn_out + frac * log_reward[:-1] + (1 - frac) * log_ref
         else:
-            out = self.flow(states.reshape(N1 * B, d), t.repeat_interleave(B)).view(N1, B)
-        return torch.cat([out[:-1], log_reward[-1:]])  # pinned to log R at t = T
+            out = self.flow(x.reshape(N * B, d), t.repeat_interleave(B)).view(N, B)
+        return torch.cat([out, log_reward[-1:]])
 
-    def step_log_densities(self, states: Tensor) -> tuple[Tensor, Tensor]:
-        """(log P_F, log P_B) of every step of stored paths under the current drift, Tensor[N, B] each."""
-        control = (GridControl(self.control, self.times[:-1])
-                   if hasattr(self.control, "time_features") else self.control)
-        return path_log_densities(self.reference, states, self.times, control, scheme=self.scheme)
+    def step_log_densities(self, states: Tensor, controls: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """(log P_F, log P_B) of every step of stored paths under the current drift, Tensor[N, B] each.
+
+        ``controls``: the drift's values at states[:-1], Tensor[N, B, dim], if already known
+        (kept with their graph by the simulation); else the drift is evaluated here."""
+        control = None
+        if controls is None:
+            control = (GridControl(self.control, self.times[:-1])
+                       if hasattr(self.control, "time_features") else self.control)
+        return path_log_densities(self.reference, states, self.times, control, scheme=self.scheme,
+                                  controls=controls)
 
     @torch.no_grad()
     def bridge_paths(self, x_final: Tensor, generator: torch.Generator) -> Tensor:
@@ -236,19 +245,41 @@ class DGFS(PIS):
 
     def _behaviour_paths(self, iteration: int) -> tuple[Tensor, int]:
         """States Tensor[N+1, B, dim] (forward paths first) and the number of forward paths."""
+        with torch.no_grad():
+            return self._behaviour_paths_and_controls(iteration)[:2]
+
+    def _behaviour_paths_and_controls(self, iteration: int) -> tuple[Tensor, int, Optional[Tensor]]:
+        """``_behaviour_paths`` and the drift's values at states[:-1] under the current
+        parameters, with their graph (Tensor[N, B, dim]; None for a custom drift, which is then
+        evaluated by ``step_log_densities``). The states themselves carry no graph.
+
+        The forward paths' drift values are those their simulation computed (kept by
+        ``GridControl(record_controls=True)``), so the policy and grad log p~ are not
+        re-evaluated at their N*B states; the replayed paths' in one batched call."""
         gen, B = self.generator, self.batch_size
+        record = hasattr(self.control, "time_features")
         n_buf = 0
-        if self.buffer is not None and len(self.buffer) > 0:
-            n_buf = min(B - 1, max(1, round(self.replay_fraction * B)))
-            if self.local_search and iteration % self.local_search_every == 0:
-                self._refine_buffer()
-        x0, _ = self._initial(B - n_buf, gen)
-        tr = self._integrate(x0, self.times, gen, log_densities=False, keep_steps=False,
-                             noise_scale=self.noise_scale(iteration))
+        with torch.no_grad():
+            if self.buffer is not None and len(self.buffer) > 0:
+                n_buf = min(B - 1, max(1, round(self.replay_fraction * B)))
+                if self.local_search and iteration % self.local_search_every == 0:
+                    self._refine_buffer()
+            x0, _ = self._initial(B - n_buf, gen)
+        with torch.set_grad_enabled(record and torch.is_grad_enabled()):
+            tr, control = self._integrate_with(x0, self.times, gen, record_controls=record, log_densities=False,
+                                               keep_steps=False, noise_scale=self.noise_scale(iteration))
+        controls = control.controls if record else None
         if n_buf == 0:
-            return tr.states, B
-        x_buf, _ = self.buffer.sample(n_buf, gen)
-        return torch.cat([tr.states, self.bridge_paths(x_buf, gen)], dim=1), B - n_buf
+            return tr.states, B, controls
+        with torch.no_grad():
+            x_buf, _ = self.buffer.sample(n_buf, gen)
+            back = self.bridge_paths(x_buf, gen)
+        if controls is not None:
+            N, d = self.num_steps, self.dim
+            t_flat = self.times[:-1].repeat_interleave(n_buf)
+            u_back = GridControl(self.control, self.times[:-1])(back[:-1].reshape(N * n_buf, d), t_flat)
+            controls = torch.cat([controls, u_back.view(N, n_buf, d)], dim=1)
+        return torch.cat([tr.states, back], dim=1), B - n_buf, controls
 
     def _refine_buffer(self) -> None:
         """Local search: MALA on a prioritised batch from the buffer; the results join it."""
@@ -261,8 +292,8 @@ class DGFS(PIS):
         self.buffer.add(res.x, res.log_prob)
 
     def _step(self, iteration: int) -> dict[str, Tensor]:
+        states, n_fwd, controls = self._behaviour_paths_and_controls(iteration)
         with torch.no_grad():
-            states, n_fwd = self._behaviour_paths(iteration)
             N1, B, d = states.shape
             if self.flow is not None:  # log R at every state, one batched call
                 log_r_all = self._log_reward_all(states.reshape(N1 * B, d)).view(N1, B)
@@ -271,7 +302,7 @@ class DGFS(PIS):
                 log_r = self._log_reward_all(states[-1])
             if self.buffer is not None:
                 self.buffer.add(states[-1, :n_fwd], log_r[:n_fwd])
-        log_pf, log_pb = self.step_log_densities(states)
+        log_pf, log_pb = self.step_log_densities(states, controls)
         out: dict[str, Tensor] = {}
         if self.loss == "subtb":
             log_f = self.log_flow(states, log_r_all)

@@ -166,7 +166,7 @@ class GradientDrift(nn.Module):
         u = self.net.forward_with_features(x, features[0])
         if self.score is not None:
             s = torch.nan_to_num(self.score(x)).clamp(-self.grad_clip, self.grad_clip)
-            u = u + features[1] * s
+            u = torch.addcmul(u, features[1], s)  # u + c(t) s, one op (and one backward node)
         return u.clamp(-self.out_clip, self.out_clip)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
@@ -186,9 +186,16 @@ class GridControl:
       ``calls`` counts them);
     - called with ``t`` Tensor[N*B] (``logz.sde.path_log_densities``, step-major):
       features repeated B times per step.
+
+    ``record_controls=True`` (per-step calls) simulates detached paths while keeping the
+    control values for a loss: each call returns u detached, so the integrator's states
+    carry no graph, and keeps u with its graph to the parameters; ``controls`` stacks them,
+    Tensor[N, B, dim], for ``path_log_densities(..., controls=)``. Off-policy losses then
+    need not re-evaluate the control (network and grad log p~) at the N*B simulated states:
+    u(x_k, t_k) under the current parameters is exactly what the simulation computed.
     """
 
-    def __init__(self, module: nn.Module, times: Tensor):
+    def __init__(self, module: nn.Module, times: Tensor, *, record_controls: bool = False):
         self.module = module
         feats = module.time_features(times)  # Tensor[N, F] or a tuple of them
         self.features = feats if isinstance(feats, tuple) else (feats,)
@@ -196,6 +203,15 @@ class GridControl:
         # per-step views; their backward is one cheap stack per feature tensor
         self._rows = list(zip(*(f.unbind(0) for f in self.features)))
         self.calls = 0
+        self._recorded: Optional[list[Tensor]] = [] if record_controls else None
+
+    @property
+    def controls(self) -> Optional[Tensor]:
+        """The recorded control values Tensor[N, B, dim] (with their graph), once all N steps
+        ran with ``record_controls=True``; else None."""
+        if self._recorded is None or len(self._recorded) != len(self._rows):
+            return None
+        return torch.stack(self._recorded)
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         if t.ndim == 0:
@@ -203,11 +219,15 @@ class GridControl:
                 raise RuntimeError("GridControl called more times than the grid has steps")
             feats = self._rows[self.calls]
             self.calls += 1
-        else:
-            N = len(self._rows)
-            if t.shape[0] != x.shape[0] or x.shape[0] % N:
-                raise ValueError(f"GridControl on a {N}-step grid got x {tuple(x.shape)}, t {tuple(t.shape)}")
-            feats = tuple(f.repeat_interleave(x.shape[0] // N, dim=0) for f in self.features)
+            u = self.module.forward_with_features(x, feats[0] if self._single else feats)
+            if self._recorded is None:
+                return u
+            self._recorded.append(u)
+            return u.detach()
+        N = len(self._rows)
+        if t.shape[0] != x.shape[0] or x.shape[0] % N:
+            raise ValueError(f"GridControl on a {N}-step grid got x {tuple(x.shape)}, t {tuple(t.shape)}")
+        feats = tuple(f.repeat_interleave(x.shape[0] // N, dim=0) for f in self.features)
         return self.module.forward_with_features(x, feats[0] if self._single else feats)
 
 

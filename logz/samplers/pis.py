@@ -14,7 +14,8 @@ is the importance-weighted estimate. Losses (``logz.samplers.losses``):
 ``"kl"`` — reparameterised KL, control cost + terminal log-ratio, backpropagated
 through the trajectory (optionally with gradient checkpointing over time chunks);
 ``"vargrad"`` — log-variance of log w over detached paths (optionally simulated with
-exploration noise), re-scored in one batched call.
+exploration noise), scored under the current control by the values the simulation itself
+computed (kept with their graph), or, with gradient checkpointing, re-scored chunk by chunk.
 
 The control is ``GradientDrift`` ("PIS-Grad": NN(x, t) + c(t) grad log p~(x)) or, with
 ``drift="nn"``, the plain network. ``PIS`` is also the base of ``DDS`` (``dds.py``),
@@ -170,8 +171,11 @@ class PIS:
         create_graph = self.differentiate_score and torch.is_grad_enabled() and x.requires_grad
         if create_graph:
             return log_prob_and_grad(self.target, x, create_graph=True)[1]
+        if self.grad_checkpoint_steps is None:
+            return log_prob_and_grad(self.target, x)[1]
         # a detached score's own small graph must not go through the saved-tensor hooks of
-        # gradient checkpointing (they would keep it alive: ~10x the memory, ~10x slower)
+        # gradient checkpointing (they would keep it alive: ~10x the memory, ~10x slower);
+        # entering the context costs as much as a few ops, so only when checkpointing
         with torch.autograd.graph.saved_tensors_hooks(_identity, _identity):
             return log_prob_and_grad(self.target, x)[1]
 
@@ -179,15 +183,23 @@ class PIS:
         return checked_log_prob(self.target, x)
 
     def _integrate(self, x0: Tensor, times: Tensor, generator: torch.Generator, **kw):
+        return self._integrate_with(x0, times, generator, **kw)[0]
+
+    def _integrate_with(self, x0: Tensor, times: Tensor, generator: torch.Generator, *,
+                        record_controls: bool = False, **kw) -> tuple:
+        """``integrate`` under the control: (Trajectory, the ``GridControl`` used, or None for a
+        custom control). ``record_controls``: see ``GridControl`` (detached paths, control
+        values kept with their graph)."""
         if not hasattr(self.control, "time_features"):  # a custom control
             return integrate(self.reference, x0, times, self.control, scheme=self.scheme,
-                             generator=generator, **kw)
-        control = GridControl(self.control, times[:-1])  # time branch once per simulation
+                             generator=generator, **kw), None
+        # time branch once per simulation
+        control = GridControl(self.control, times[:-1], record_controls=record_controls)
         tr = integrate(self.reference, x0, times, control, scheme=self.scheme, generator=generator, **kw)
         if control.calls != len(times) - 1:
             raise RuntimeError(f"integrate called the control {control.calls} times on "
                                f"{len(times) - 1} steps; GridControl assumes one call per step")
-        return tr
+        return tr, control
 
     # --- losses -----------------------------------------------------------------------
     def _step(self, iteration: int) -> dict[str, Tensor]:
@@ -229,15 +241,24 @@ class PIS:
         return x, cost, ratio
 
     def _vargrad_step(self) -> dict[str, Tensor]:
+        chunk = self.grad_checkpoint_steps
+        chunked = chunk is not None and chunk < self.num_steps
+        # Unchunked, the simulation keeps its control values with their graph (the paths stay
+        # detached, see GridControl): log w needs u(x_k, t_k) under the current parameters,
+        # exactly what the simulation computed, so nothing is re-evaluated. Chunked (bounded
+        # memory) or with a custom control, paths are simulated without graph and re-scored.
+        record = not chunked and hasattr(self.control, "time_features")
         with torch.no_grad():
             x0, log_p0 = self._initial(self.batch_size, self.generator)
-            tr = self._integrate(x0, self.times, self.generator, log_densities=False,
-                                 keep_steps=False, noise_scale=self.exploration)
+        with torch.set_grad_enabled(record and torch.is_grad_enabled()):
+            tr, control = self._integrate_with(x0, self.times, self.generator, record_controls=record,
+                                               log_densities=False, keep_steps=False,
+                                               noise_scale=self.exploration)
+        with torch.no_grad():
             log_r = self._log_reward(tr.final)
         states = tr.states
-        chunk = self.grad_checkpoint_steps
-        if chunk is None or chunk >= self.num_steps:
-            log_w = log_r + self._rescore(states, 0, self.num_steps) - log_p0
+        if not chunked:
+            log_w = log_r + self._rescore(states, 0, self.num_steps, control.controls if record else None) - log_p0
             loss = losses.log_variance_loss(log_w)
             log_w = log_w.detach()
         else:  # two passes: log w without graph, then per-chunk backward of sum_i c_i log w_i
@@ -251,12 +272,15 @@ class PIS:
             loss = losses.log_variance_loss(log_w)
         return {"loss": loss / self.dim, "log_z": _log_mean_exp(log_w), "elbo": log_w.mean()}
 
-    def _rescore(self, states: Tensor, k0: int, k1: int) -> Tensor:
-        """sum over steps k0..k1-1 of log P_B - log P_F under the current control, Tensor[B]."""
-        control = (GridControl(self.control, self.times[k0:k1])
-                   if hasattr(self.control, "time_features") else self.control)
+    def _rescore(self, states: Tensor, k0: int, k1: int, controls: Optional[Tensor] = None) -> Tensor:
+        """sum over steps k0..k1-1 of log P_B - log P_F under the current control, Tensor[B].
+        ``controls``: the control's values at states[k0:k1] if known (Tensor[k1-k0, B, dim])."""
+        control = None
+        if controls is None:
+            control = (GridControl(self.control, self.times[k0:k1])
+                       if hasattr(self.control, "time_features") else self.control)
         log_f, log_b = path_log_densities(self.reference, states[k0:k1 + 1], self.times[k0:k1 + 1],
-                                          control, scheme=self.scheme)
+                                          control, scheme=self.scheme, controls=controls)
         return (log_b - log_f).sum(0)
 
     # --- public API ---------------------------------------------------------------------

@@ -27,7 +27,6 @@ stored path under a (new) control, for off-policy losses; both use ``_kernels``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
@@ -124,19 +123,6 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
     return _Kernels(times, dt, sqrt_dt, g, a, zero_drift, std, ctrl_scale, b, r, r_zero)
 
 
-def _mean(sde, kern: _Kernels, k: int, x: Tensor, u: Optional[Tensor]) -> Tensor:
-    """Forward-kernel mean m_k(x) for step k."""
-    if kern.a is not None:
-        mean = kern.a[k] * x
-    elif kern.zero_drift:
-        mean = x
-    else:
-        mean = x + sde.f(x, kern.times[k]) * kern.dt[k]
-    if u is not None:
-        mean = mean + kern.ctrl_scale[k] * u
-    return mean
-
-
 def _log_normal_iso(diff: Tensor, std: Tensor) -> Tensor:
     """log N(diff; 0, std^2 I) over the last dim; std is a 0-dim or broadcastable tensor."""
     d = diff.shape[-1]
@@ -146,17 +132,17 @@ def _log_normal_iso(diff: Tensor, std: Tensor) -> Tensor:
     return -0.5 * (diff / std).pow(2).sum(-1) - d * log_std - 0.5 * d * LOG_2PI
 
 
-def _log_bridge(kern: _Kernels, k: int, x: Tensor, x_next: Tensor) -> Tensor:
-    if kern.r_zero[k]:
-        return torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
-    return _log_normal_iso(x - kern.b[k] * x_next, kern.r[k])
-
-
 def _call_control(control: Control, x: Tensor, t: Tensor) -> Tensor:
     u = control(x, t)
     if u.shape != x.shape:
         raise ValueError(f"control returned shape {tuple(u.shape)} for x of shape {tuple(x.shape)}")
     return u
+
+
+def _floats(v: Optional[Tensor]) -> Optional[list]:
+    # per-step constants as Python floats, read once per simulation: indexing a tensor
+    # inside the loop costs an op per use (the grid and the coefficients carry no graph)
+    return None if v is None else v.detach().tolist()
 
 
 def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None, *,
@@ -197,49 +183,88 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
     times = times.to(dtype=x0.dtype, device=x0.device)
     kern = _kernels(sde, times, scheme, reference if log_densities else None)
     n_steps, (B, d) = kern.dt.numel(), x0.shape
+    bridge = log_densities and reference is not None
+    t_k = kern.times.unbind(0)  # 0-dim times for the control, one op for all steps
+    a, dt, std, ctrl = _floats(kern.a), _floats(kern.dt), _floats(kern.std), _floats(kern.ctrl_scale)
+    b, r = (_floats(kern.b), _floats(kern.r)) if bridge else (None, None)
     zeros = x0.new_zeros(B)
-    log_f_sum, log_b_sum, cost = zeros, zeros, zeros
-    log_f_steps, log_b_steps = [], []
+    # Per-step quantities that are only ever summed over steps accumulate elementwise in
+    # Tensor[B, d] (one addcmul per step), summed over d once after the loop:
+    # - the control cost sum_k dt_k |u_k|^2 / 2;
+    # - log P_F: x_{k+1} - m_k = noise_scale std_k eps exactly, so log P_F(x_{k+1} | x_k) =
+    #   -noise_scale^2 |eps|^2 / 2 - d log std_k - d/2 log 2 pi needs only |eps|^2 (no graph:
+    #   its gradient in the parameters is zero);
+    # - log P_B: the bridge residuals -|x_k - b_k x_{k+1}|^2 / (2 r_k^2) (through the states).
+    # With keep_steps the last two are kept per step instead, Tensor[B] each.
+    cost_acc = x0.new_zeros(B, d)
+    eps_sq_steps, bridge_sq_steps = [], []
+    eps_sq_acc = x0.new_zeros(B, d) if log_densities and not keep_steps else None
+    bridge_acc = x0.new_zeros(B, d) if bridge and not keep_steps else None
     states = [x0] if keep_path else None
-    on_policy = noise_scale == 1.0
-    half_d_log2pi = 0.5 * d * LOG_2PI
     x = x0
     for k in range(n_steps):
-        t = kern.times[k]
-        u = _call_control(control, x, t) if control is not None else None
-        mean = _mean(sde, kern, k, x, u)
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        x_next = mean + (noise_scale * kern.std[k]) * eps
+        u = _call_control(control, x, t_k[k]) if control is not None else None
+        if a is not None:
+            mean = a[k] * x
+        elif kern.zero_drift:
+            mean = x
+        else:
+            mean = x + sde.f(x, t_k[k]) * dt[k]
         if u is not None:
-            cost = cost + 0.5 * u.pow(2).sum(-1) * kern.dt[k]
+            mean = torch.add(mean, u, alpha=ctrl[k])
+            cost_acc = torch.addcmul(cost_acc, u, u, value=0.5 * dt[k])
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x_next = torch.add(mean, eps, alpha=noise_scale * std[k])
         if log_densities:
-            if on_policy:  # same value as _log_normal_iso(x_next - mean), cheaper
-                log_f = -0.5 * eps.pow(2).sum(-1) - d * torch.log(kern.std[k]) - half_d_log2pi
-            else:
-                log_f = _log_normal_iso(x_next - mean, kern.std[k])
-            log_f_sum = log_f_sum + log_f
-            if reference is not None:
-                log_b = _log_bridge(kern, k, x, x_next)
-                log_b_sum = log_b_sum + log_b
             if keep_steps:
-                log_f_steps.append(log_f)
-                if reference is not None:
-                    log_b_steps.append(log_b)
+                eps_sq_steps.append(eps.square().sum(-1))
+            else:
+                eps_sq_acc.addcmul_(eps, eps)
+            if bridge and not kern.r_zero[k]:
+                res = torch.add(x, x_next, alpha=-b[k])
+                if keep_steps:
+                    bridge_sq_steps.append(res.square().sum(-1))
+                else:
+                    bridge_acc = torch.addcmul(bridge_acc, res, res, value=-0.5 / r[k] ** 2)
+            elif bridge and keep_steps:
+                bridge_sq_steps.append(None)
         x = x_next
         if keep_path:
             states.append(x)
+    cost = cost_acc.sum(-1) if control is not None else zeros
+    log_f_steps = log_b_steps = None
+    log_f_sum, log_b_sum = zeros, zeros
+    if log_densities:
+        half_d_log2pi = 0.5 * d * LOG_2PI
+        f_const = d * torch.log(kern.std) + half_d_log2pi  # Tensor[N]
+        if keep_steps:
+            log_f_steps = -0.5 * noise_scale ** 2 * torch.stack(eps_sq_steps) - f_const[:, None]
+            log_f_sum = log_f_steps.sum(0)
+        else:
+            log_f_sum = -0.5 * noise_scale ** 2 * eps_sq_acc.sum(-1) - f_const.sum()
+        if bridge:
+            point_mass = [k for k in range(n_steps) if kern.r_zero[k]]
+            r_safe = kern.r.clone()
+            r_safe[point_mass] = 1.0  # log P_B := 0 there; avoid log(0)
+            b_const = d * torch.log(r_safe) + half_d_log2pi
+            b_const[point_mass] = 0.0
+            if keep_steps:
+                sq = torch.stack([v if v is not None else zeros for v in bridge_sq_steps])
+                log_b_steps = -0.5 * sq / r_safe[:, None] ** 2 - b_const[:, None]
+                log_b_sum = log_b_steps.sum(0)
+            else:
+                log_b_sum = bridge_acc.sum(-1) - b_const.sum()
     return Trajectory(
         times=kern.times, final=x,
         states=torch.stack(states) if keep_path else None,
-        log_forward=torch.stack(log_f_steps) if log_f_steps else None,
-        log_backward=torch.stack(log_b_steps) if log_b_steps else None,
+        log_forward=log_f_steps, log_backward=log_b_steps,
         log_forward_sum=log_f_sum, log_backward_sum=log_b_sum,
         log_initial=zeros if log_initial is None else log_initial, control_cost=cost)
 
 
 def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Control] = None, *,
-                       reference: Optional[LinearReference] = None, scheme: str = "euler"
-                       ) -> tuple[Tensor, Tensor]:
+                       reference: Optional[LinearReference] = None, scheme: str = "euler",
+                       controls: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """Per-step log P_F and log P_B of a stored path under the (current) control.
 
     All steps are evaluated in one batched call of the control on [N*B, d] (no loop
@@ -248,6 +273,10 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
 
     Args:
         states: Tensor[N+1, B, d]; times: Tensor[N+1].
+        controls: Tensor[N, B, d], the control's values u(x_k, t_k) at states[:-1] when
+            already known (e.g. kept, with their graph, by the simulation that produced the
+            states: ``logz.samplers.nets.GridControl(record_controls=True)``); ``control``
+            is then not called.
     Returns:
         (log_forward Tensor[N, B], log_backward Tensor[N, B]; zeros without a reference).
     """
@@ -267,7 +296,11 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
         mean = x
     else:
         mean = x + torch.stack([sde.f(x[k], kern.times[k]) for k in range(N)]) * col(kern.dt)
-    if control is not None:
+    if controls is not None:
+        if controls.shape != x.shape:
+            raise ValueError(f"controls must have shape [N, B, d] = {tuple(x.shape)}, got {tuple(controls.shape)}")
+        mean = mean + col(kern.ctrl_scale) * controls
+    elif control is not None:
         t_flat = kern.times[:-1].repeat_interleave(B)
         u = control(x.reshape(N * B, d), t_flat).view(N, B, d)
         mean = mean + col(kern.ctrl_scale) * u

@@ -9,6 +9,7 @@ samplers use for their reference Gaussian when the user gives none).
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
@@ -65,6 +66,27 @@ def check_input(target, x: Tensor) -> None:
             f"target {target_name(target)!r} expects x of shape [B, {target.dim}], got {tuple(x.shape)}")
 
 
+def _checked_shape(target, x: Tensor, out) -> None:
+    if not isinstance(out, Tensor):
+        raise ValueError(f"target {target_name(target)!r}: log_prob must return a torch.Tensor, "
+                         f"got {type(out).__name__}")
+    if out.shape != (x.shape[0],):
+        raise ValueError(
+            f"target {target_name(target)!r}: log_prob returned shape {tuple(out.shape)} for input of shape "
+            f"{tuple(x.shape)}; expected [{x.shape[0]}] (one value per row)")
+
+
+def _raise_if_bad_values(target, x: Tensor, out: Tensor) -> None:
+    """The full (slower) check of ``checked_log_prob``, with the message naming the row."""
+    bad = torch.isnan(out) | (out == math.inf)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"target {target_name(target)!r}: log_prob returned {out[i].item()} at input row {i} "
+            f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]}{'...' if x.shape[1] > 8 else ''}); "
+            f"{int(bad.sum())} of {x.shape[0]} values are NaN or +inf")
+
+
 def checked_log_prob(target, x: Tensor) -> Tensor:
     """``target.log_prob(x)`` with its output validated.
 
@@ -77,20 +99,11 @@ def checked_log_prob(target, x: Tensor) -> Tensor:
         Tensor[B].
     """
     out = target.log_prob(x)
-    name = target_name(target)
-    if not isinstance(out, Tensor):
-        raise ValueError(f"target {name!r}: log_prob must return a torch.Tensor, got {type(out).__name__}")
-    if out.shape != (x.shape[0],):
-        raise ValueError(
-            f"target {name!r}: log_prob returned shape {tuple(out.shape)} for input of shape "
-            f"{tuple(x.shape)}; expected [{x.shape[0]}] (one value per row)")
-    bad = torch.isnan(out) | (out == float("inf"))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"target {name!r}: log_prob returned {out[i].item()} at input row {i} "
-            f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]}{'...' if x.shape[1] > 8 else ''}); "
-            f"{int(bad.sum())} of {x.shape[0]} values are NaN or +inf")
+    _checked_shape(target, x, out)
+    # samplers call this on every step: one comparison and one reduction on the fast path
+    # (NaN and +inf both fail `< inf`; -inf passes), the diagnosis only on failure
+    if not bool((out < math.inf).all()):
+        _raise_if_bad_values(target, x, out)
     return out
 
 
@@ -103,22 +116,32 @@ def log_prob_and_grad(target, x: Tensor, create_graph: bool = False) -> tuple[Te
             differentiate through the score).
     Returns:
         (log_prob Tensor[B], grad Tensor[B, dim]). Raises ``ValueError`` naming the
-        target if log_prob is not differentiable in x or the gradient is not finite.
+        target if log_prob is NaN or +inf (as ``checked_log_prob``), is not
+        differentiable in x, or the gradient is not finite.
     """
-    name = target_name(target)
     with torch.enable_grad():
         xg = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
-        lp = checked_log_prob(target, xg)
+        lp = target.log_prob(xg)
+        _checked_shape(target, x, lp)
+        # the sum is the autograd root and the fast values check: NaN or +inf anywhere in lp make
+        # it NaN or +inf (-inf alone passes); a finite sum that overflows passes the full check
+        total = lp.sum()
+        if not float(total.detach()) < math.inf:
+            _raise_if_bad_values(target, x, lp)
         if not lp.requires_grad:
             raise ValueError(
-                f"target {name!r}: log_prob is not differentiable in x (its output has no "
+                f"target {target_name(target)!r}: log_prob is not differentiable in x (its output has no "
                 f"autograd graph); this sampler needs gradients. Write log_prob with torch operations.")
-        (grad,) = torch.autograd.grad(lp.sum(), xg, create_graph=create_graph)
-    if not bool(torch.isfinite(grad).all()):
-        i = int((~torch.isfinite(grad)).any(-1).nonzero()[0, 0])
-        raise ValueError(
-            f"target {name!r}: gradient of log_prob is not finite at input row {i} "
-            f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]})")
+        (grad,) = torch.autograd.grad(total, xg, create_graph=create_graph)
+    # likewise one reduction for the gradient (isfinite(grad).all() is several ops); a sum that
+    # only overflows is told apart by the full check
+    if not math.isfinite(float(grad.detach().sum())):
+        bad_rows = (~torch.isfinite(grad)).any(-1)
+        if bool(bad_rows.any()):
+            i = int(bad_rows.nonzero()[0, 0])
+            raise ValueError(
+                f"target {target_name(target)!r}: gradient of log_prob is not finite at input row {i} "
+                f"(x[{i}] = {x[i].detach().cpu().tolist()[:8]})")
     if not create_graph:
         lp, grad = lp.detach(), grad.detach()
     return lp, grad
