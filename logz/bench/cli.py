@@ -13,23 +13,13 @@ re-made from the stored records at the end.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
 from logz.bench import budgets
 from logz.bench.runner import DEFAULT_METRICS, DEFAULT_SAMPLERS, DEFAULT_TARGETS, metric_names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+from logz._argtypes import positive_int as _positive_int
 
 
 def add_subcommand(subparsers) -> None:
