@@ -107,9 +107,9 @@ BUDGETS: dict[str, Budget] = {
         "tiny", iterations=3, eval_samples=64, batch_size=16, num_steps=8, hidden=16,
         gfn_lr=(1e-3, 1e-2),
         overrides={"smc": {"num_replicates": 2, "num_mcmc_steps": 1, "leapfrog_steps": 1,
-                           "cess": 0.5, "max_temperatures": 50},
+                           "cess": 0.5, "max_temperatures": 50, "moves_per_beta": 0},
                    "ais": {"num_replicates": 2, "num_mcmc_steps": 1, "leapfrog_steps": 1,
-                           "cess": 0.5, "max_temperatures": 50},
+                           "cess": 0.5, "max_temperatures": 50, "moves_per_beta": 0},
                    "adjoint_sampling": {"paths_per_refresh": 16, "buffer_size": 256}},
         note="test budget: a few iterations; numbers are meaningless"),
 }

@@ -11,8 +11,7 @@ from logz import samplers, targets
 from logz.samplers.smc import SMC, systematic_resample
 
 EXACT_TARGETS = [("gaussian", {"dim": 5, "std": 2.0, "log_Z": 1.7}), ("gmm9", {}),
-                 pytest.param("funnel", {}, marks=pytest.mark.xfail(
-                     reason="WIP: SMC under-populates the funnel's neck (known, being fixed)", strict=False)),
+                 ("funnel", {}),
                  ("manywell", {})]
 
 
