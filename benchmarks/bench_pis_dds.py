@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import subprocess
 import sys
-import time
-from typing import Callable
 
 import pytest
 import torch
@@ -45,6 +42,7 @@ from logz.samplers.dds import DDS
 from logz.samplers.nets import FourierMLP, TimeScale
 from logz.samplers.pis import PIS
 from logz.targets.funnel import Funnel
+from _timing import interleaved_rates  # noqa: E402  (benchmarks/ is on sys.path)
 
 BATCH, STEPS, HIDDEN = 300, 100, 64
 
@@ -91,23 +89,6 @@ def _reference_pis(target):
     return lambda: _reference_pis_iteration(policy, lgv_coef, opt, target, gen)
 
 
-def interleaved_rates(fns: dict[str, Callable[[], object]], rounds: int) -> dict:
-    """Alternate single calls of every fn for ``rounds`` rounds (after one warm-up call each);
-    median calls/s by wall-clock and by CPU time, and the 1-minute load average around it."""
-    load_before = os.getloadavg()[0]
-    for fn in fns.values():
-        fn()
-    wall = {k: [] for k in fns}
-    cpu = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            cpu[k].append(time.process_time() - c)
-            wall[k].append(time.perf_counter() - w)
-    return {"wall_it_per_s": {k: 1 / statistics.median(v) for k, v in wall.items()},
-            "cpu_it_per_s": {k: 1 / statistics.median(v) for k, v in cpu.items()},
-            "loadavg_1min": (load_before, os.getloadavg()[0])}
 
 
 def _report(benchmark, label: str, threads: int, res: dict, ours: str, ref: str) -> None:
