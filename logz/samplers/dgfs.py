@@ -150,9 +150,17 @@ class DGFS(PIS):
         self.local_search, self.local_search_every = bool(local_search), int(local_search_every)
         self.local_search_steps, self.target_acceptance = int(local_search_steps), float(target_acceptance)
         self.local_search_step_size = float(local_search_step_size)
+        self.shard.check_same("dgfs configuration", {
+            "loss": loss, "subtb": (self.subtb_lambda, subtb_pairs), "lr": (lr_policy, lr_flow),
+            "exploration": (self.exploration, exploration_decay_iterations),
+            "replay": (replay, replay_fraction, replay_prioritized, rank_weight, local_search)})
+        # replay buffers and local search are per rank (each rank keeps its own paths' states),
+        # drawn from a per-rank stream; one process: the training stream itself
+        self.local_generator = (torch.Generator(device=self.device).manual_seed(self.shard.derive_seed(self.seed))
+                                if self.shard.active else self.generator)
         self.buffer = None
         if replay:
-            capacity = 100 * self.batch_size if replay is True else int(replay)
+            capacity = 100 * self.local_batch_size if replay is True else int(replay)
             self.buffer = ReplayBuffer(capacity, self.dim, prioritized=replay_prioritized,
                                        rank_weight=rank_weight, dtype=self.dtype, device=self.device)
         self.subtb_weights = losses.subtb_weights(self.num_steps, self.subtb_lambda, self.dtype, self.device)
@@ -184,7 +192,7 @@ class DGFS(PIS):
             generators=old.generators, evaluate=old.evaluate, eval_every=old.eval_every,
             checkpoint_every=old.checkpoint_every, checkpoint_path=old.checkpoint_path,
             fingerprint=fingerprint, name=self.name, extra_state=self._extra_state,
-            load_extra_state=self._load_extra_state)
+            load_extra_state=self._load_extra_state, shard=self.shard)
 
     # --- pieces ---------------------------------------------------------------------------
     def noise_scale(self, iteration: int) -> float:
@@ -256,7 +264,7 @@ class DGFS(PIS):
         The forward paths' drift values are those their simulation computed (kept by
         ``GridControl(record_controls=True)``), so the policy and grad log p~ are not
         re-evaluated at their N*B states; the replayed paths' in one batched call."""
-        gen, B = self.generator, self.batch_size
+        gen, B = self.generator, self.local_batch_size
         record = hasattr(self.control, "time_features")
         n_buf = 0
         with torch.no_grad():
@@ -272,8 +280,8 @@ class DGFS(PIS):
         if n_buf == 0:
             return tr.states, B, controls
         with torch.no_grad():
-            x_buf, _ = self.buffer.sample(n_buf, gen)
-            back = self.bridge_paths(x_buf, gen)
+            x_buf, _ = self.buffer.sample(n_buf, self.local_generator)
+            back = self.bridge_paths(x_buf, self.local_generator)
         if controls is not None:
             N, d = self.num_steps, self.dim
             t_flat = self.times[:-1].repeat_interleave(n_buf)
@@ -283,9 +291,9 @@ class DGFS(PIS):
 
     def _refine_buffer(self) -> None:
         """Local search: MALA on a prioritised batch from the buffer; the results join it."""
-        x, _ = self.buffer.sample(self.batch_size, self.generator)
+        x, _ = self.buffer.sample(self.local_batch_size, self.local_generator)
         res = mala(lambda y: log_prob_and_grad(self.target, y), x, steps=self.local_search_steps,
-                   step_size=self.local_search_step_size, generator=self.generator,
+                   step_size=self.local_search_step_size, generator=self.local_generator,
                    target_acceptance=self.target_acceptance)
         self.local_search_step_size = res.step_size
         self.local_search_acceptance = float(res.acceptance[-10:].mean())
@@ -303,14 +311,23 @@ class DGFS(PIS):
             if self.buffer is not None:
                 self.buffer.add(states[-1, :n_fwd], log_r[:n_fwd])
         log_pf, log_pb = self.step_log_densities(states, controls)
+        N = self.num_steps
+        rows = [log_pf, log_pb, log_r[None]]
+        if self.flow is not None:
+            rows.append(self.log_flow(states, log_r_all)[:-1])
+        # one gather of every per-path term: each rank computes the loss of the global batch
+        # (logz.distributed); ranks' columns come rank by rank, forward paths first in each
+        gathered = self.shard.gather(torch.cat(rows), dim=1)
+        log_pf, log_pb, log_r = gathered[:N], gathered[N:2 * N], gathered[2 * N]
+        fwd = torch.cat([torch.arange(n_fwd, device=self.device) + r * B for r in range(self.shard.world_size)])
         out: dict[str, Tensor] = {}
+        if self.flow is not None:
+            log_f = torch.cat([gathered[2 * N + 1:], log_r[None]])
         if self.loss == "subtb":
-            log_f = self.log_flow(states, log_r_all)
             loss = losses.subtb_loss(log_pf, log_pb, log_f, weights=self.subtb_weights,
                                      num_pairs=self.subtb_pairs, generator=self.generator)
             out["learned_log_z"] = log_f[0, 0].detach()  # every path starts at x_0 = 0, t = 0
         elif self.loss == "db":
-            log_f = self.log_flow(states, log_r_all)
             loss = losses.detailed_balance_loss(log_pf, log_pb, log_f)
             out["learned_log_z"] = log_f[0, 0].detach()
         elif self.loss == "tb":
@@ -321,12 +338,13 @@ class DGFS(PIS):
         # the reference code divides every residual by dim (here: the squared loss by dim^2)
         out["loss"] = loss / self.dim ** 2
         with torch.no_grad():  # batch estimates: only meaningful for on-policy forward paths
-            log_w = (log_r + log_pb.sum(0) - log_pf.sum(0))[:n_fwd]
-            on_policy = self.noise_scale(iteration) == 1.0 and n_fwd >= 2
+            log_w = (log_r + log_pb.sum(0) - log_pf.sum(0))[fwd]
+            n = len(fwd)
+            on_policy = self.noise_scale(iteration) == 1.0 and n >= 2
             nan = log_w.new_tensor(math.nan)
             out["log_z"] = _log_mean_exp(log_w) if on_policy else nan
             out["elbo"] = log_w.mean() if on_policy else nan
-            out["ess"] = (torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / n_fwd
+            out["ess"] = (torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / n
                           if on_policy else nan)
         return out
 

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from logz.distributed import Shard, resolve
 from logz.samplers import losses, register
 from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
 from logz.samplers.nets import GradientDrift, GridControl
@@ -83,6 +84,11 @@ class PIS:
         seed: seeds the networks' initialisation and the training / evaluation RNGs.
         device, dtype: where and in which precision everything runs.
         checkpoint_every, checkpoint_path: periodic checkpoints during ``fit``.
+        shard: a ``logz.distributed.Shard`` to split every batch over processes (default:
+            torch.distributed's default group when initialised, else one process).
+            ``batch_size``, ``eval_samples`` and ``eval_batch_size`` stay GLOBAL and must be
+            divisible by the world size; a run on any world size equals the one-process run
+            with the same seed, up to float rounding (see ``logz.distributed``).
     """
 
     name = "pis"
@@ -97,7 +103,8 @@ class PIS:
                  out_clip: float = 1e4, eval_every: Optional[int] = None, eval_samples: int = 2000,
                  eval_batch_size: int = 2000, seed: int = 0, device=None,
                  dtype: Union[str, torch.dtype] = torch.float32, control: Optional[nn.Module] = None,
-                 checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None):
+                 checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
+                 shard: Optional[Shard] = None):
         dim = getattr(target, "dim", None)
         _check("target.dim", _is_int(dim) and dim >= 1, dim, "a positive integer")
         _check("T", isinstance(T, (int, float)) and T > 0, T, "> 0")
@@ -143,13 +150,21 @@ class PIS:
         fingerprint = {"sampler": self.name, "target": target_name(target), "dim": self.dim,
                        "hidden": int(hidden), "layers": int(layers), "drift": drift,
                        "dtype": str(self.dtype)}
+        self.shard = resolve(shard)
+        # every rank must run the same configuration and seed (checked before any division)
+        self.shard.check_same(f"{self.name} configuration", {
+            **fingerprint, "T": self.T, "num_steps": self.num_steps, "loss": loss, "lr": lr,
+            "batch_size": self.batch_size, "seed": self.seed, "eval": (self.eval_samples, self.eval_batch_size),
+            "reference": repr(self.reference)})
+        self.local_batch_size = self.shard.local_size(self.batch_size, "batch_size")
+        self.shard.local_size(self.eval_batch_size, "eval_batch_size")
         self.trainer = Trainer(
             {"control": self.control}, self._step, lr=lr, weight_decay=weight_decay,
             grad_clip=grad_clip, lr_schedule=lr_schedule,
             generators={"train": self.generator, "eval": self.eval_generator},
             evaluate=lambda: self.estimate_log_z(self.eval_samples), eval_every=eval_every,
             checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-            fingerprint=fingerprint, name=self.name)
+            fingerprint=fingerprint, name=self.name, shard=self.shard)
 
     # --- the process ------------------------------------------------------------------
     def _build_reference(self) -> LinearReference:
@@ -160,10 +175,11 @@ class PIS:
 
     def _initial(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """x_0 Tensor[n, dim] and log p_0(x_0) Tensor[n] (0 for the point mass at 0)."""
-        x0 = self.reference.sample_initial(n, self.dim, generator=generator, dtype=self.dtype,
-                                           device=self.device)
         if self.reference.init_std == 0:
+            x0 = torch.zeros(n, self.dim, dtype=self.dtype, device=self.device)
             return x0, x0.new_zeros(n)
+        x0 = self.reference.init_std * self.shard.randn((n, self.dim), generator=generator,
+                                                        dtype=self.dtype, device=self.device)
         return x0, self.reference.log_marginal(x0, 0.0)
 
     def _score(self, x: Tensor) -> Tensor:
@@ -192,10 +208,11 @@ class PIS:
         values kept with their graph)."""
         if not hasattr(self.control, "time_features"):  # a custom control
             return integrate(self.reference, x0, times, self.control, scheme=self.scheme,
-                             generator=generator, **kw), None
+                             generator=generator, shard=self.shard, **kw), None
         # time branch once per simulation
         control = GridControl(self.control, times[:-1], record_controls=record_controls)
-        tr = integrate(self.reference, x0, times, control, scheme=self.scheme, generator=generator, **kw)
+        tr = integrate(self.reference, x0, times, control, scheme=self.scheme, generator=generator,
+                       shard=self.shard, **kw)
         if control.calls != len(times) - 1:
             raise RuntimeError(f"integrate called the control {control.calls} times on "
                                f"{len(times) - 1} steps; GridControl assumes one call per step")
@@ -208,11 +225,14 @@ class PIS:
         return self._vargrad_step()
 
     def _kl_step(self) -> dict[str, Tensor]:
-        x0, log_p0 = self._initial(self.batch_size, self.generator)
+        x0, log_p0 = self._initial(self.local_batch_size, self.generator)
         x_N, cost, ratio = self._simulate_with_grad(x0)
         log_r = self._log_reward(x_N)
-        loss = losses.kl_loss(cost, log_r, self.reference.terminal_log_prob(x_N, self.T))
-        log_w = (log_r + ratio - log_p0).detach()
+        # one gather of the per-path terms: every rank computes the global loss (logz.distributed)
+        cost, log_r, log_ref, log_w = self.shard.gather(torch.stack(
+            [cost, log_r, self.reference.terminal_log_prob(x_N, self.T), (ratio - log_p0).detach()]), dim=1)
+        loss = losses.kl_loss(cost, log_r, log_ref)
+        log_w = (log_r + log_w).detach()
         return {"loss": loss / self.dim, "log_z": _log_mean_exp(log_w), "elbo": log_w.mean()}
 
     def _simulate_with_grad(self, x0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -249,7 +269,7 @@ class PIS:
         # memory) or with a custom control, paths are simulated without graph and re-scored.
         record = not chunked and hasattr(self.control, "time_features")
         with torch.no_grad():
-            x0, log_p0 = self._initial(self.batch_size, self.generator)
+            x0, log_p0 = self._initial(self.local_batch_size, self.generator)
         with torch.set_grad_enabled(record and torch.is_grad_enabled()):
             tr, control = self._integrate_with(x0, self.times, self.generator, record_controls=record,
                                                log_densities=False, keep_steps=False,
@@ -259,13 +279,17 @@ class PIS:
         states = tr.states
         if not chunked:
             log_w = log_r + self._rescore(states, 0, self.num_steps, control.controls if record else None) - log_p0
+            log_w = self.shard.gather(log_w)
             loss = losses.log_variance_loss(log_w)
             log_w = log_w.detach()
         else:  # two passes: log w without graph, then per-chunk backward of sum_i c_i log w_i
             with torch.no_grad():
                 log_w = log_r - log_p0 + sum(self._rescore(states, k0, min(k0 + chunk, self.num_steps))
                                              for k0 in range(0, self.num_steps, chunk))
-            weights = losses.vargrad_weights(log_w) / self.dim
+                log_w = self.shard.gather(log_w)
+            # this rank's paths' coefficients, times the world size: the trainer averages gradients
+            weights = (losses.vargrad_weights(log_w)[self.shard.rows(self.local_batch_size)]
+                       * (self.shard.world_size / self.dim))
             for k0 in range(0, self.num_steps, chunk):
                 part = self._rescore(states, k0, min(k0 + chunk, self.num_steps))
                 (weights * part).sum().backward()
@@ -295,19 +319,30 @@ class PIS:
     @torch.no_grad()
     def log_weights(self, num_samples: int, *, generator: Optional[torch.Generator] = None,
                     progress: bool = False) -> tuple[Tensor, Tensor]:
-        """Fresh on-policy paths: (x_N Tensor[n, dim], log w Tensor[n]), in batches."""
+        """Fresh on-policy paths: (x_N Tensor[n, dim], log w Tensor[n]), in batches.
+
+        Distributed: each rank simulates its share and every rank returns all n."""
         _check("num_samples", _is_int(num_samples) and num_samples >= 1, num_samples, "an integer >= 1")
         generator = self.eval_generator if generator is None else generator
         from tqdm.auto import tqdm
 
+        local = self.shard.local_size(num_samples, "num_samples")
+        batch = self.eval_batch_size // self.shard.world_size
         xs, log_ws = [], []
-        sizes = [min(self.eval_batch_size, num_samples - i) for i in range(0, num_samples, self.eval_batch_size)]
-        for n in tqdm(sizes, desc=f"{self.name} estimate", disable=not progress, leave=False):
-            x0, log_p0 = self._initial(n, generator)
-            tr = self._integrate(x0, self.times, generator, keep_path=False, keep_steps=False)
-            xs.append(tr.final)
-            log_ws.append(self._log_reward(tr.final) + tr.log_path_ratio - log_p0)
-        return torch.cat(xs), torch.cat(log_ws)
+        sizes = [min(batch, local - i) for i in range(0, local, batch)]
+        with self.shard.guard():
+            for n in tqdm(sizes, desc=f"{self.name} estimate", disable=not (progress and self.shard.is_main),
+                          leave=False):
+                x0, log_p0 = self._initial(n, generator)
+                tr = self._integrate(x0, self.times, generator, keep_path=False, keep_steps=False)
+                xs.append(tr.final)
+                log_ws.append(self._log_reward(tr.final) + tr.log_path_ratio - log_p0)
+        x, log_w = torch.cat(xs), torch.cat(log_ws)
+        if not self.shard.active:
+            return x, log_w
+        # rank-major order: ranks' batches interleave, so regroup each eval batch's rows
+        x, log_w = self.shard.gather(x), self.shard.gather(log_w)
+        return _batch_major(x, sizes, self.shard.world_size), _batch_major(log_w, sizes, self.shard.world_size)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
@@ -326,23 +361,27 @@ class PIS:
     def target_log_weights(self, num_samples: int) -> Tensor:
         """log w of paths drawn backwards from exact target samples through the reference
         bridge (the EUBO's integrand), Tensor[n]."""
-        gen = self.eval_generator
-        x = self.target.sample(num_samples, generator=_cpu_generator(gen)).to(self.device, self.dtype)
+        gen, shard = self.eval_generator, self.shard
+        local = shard.local_size(num_samples, "num_samples")
+        # every rank draws all n exact samples (one CPU stream) and keeps its rows
+        x = self.target.sample(num_samples, generator=_cpu_generator(gen))[shard.rows(local)]
+        x = x.to(self.device, self.dtype)
         b, r = self.reference.backward_coefficients(self.times)
         states = [x]
         for k in range(self.num_steps - 1, -1, -1):
-            eps = torch.randn(x.shape, generator=gen, dtype=self.dtype, device=self.device)
+            eps = shard.randn(x.shape, generator=gen, dtype=self.dtype, device=self.device)
             x = b[k] * x + r[k] * eps
             states.append(x)
         states = torch.stack(states[::-1])
         if self.reference.init_std > 0:
             log_p0 = self.reference.log_marginal(states[0], 0.0)
         else:
-            log_p0 = states.new_zeros(num_samples)
-        log_w = self._log_reward(states[-1]) - log_p0
-        for k0 in range(0, self.num_steps, 10):  # bounded memory
-            log_w = log_w + self._rescore(states, k0, min(k0 + 10, self.num_steps))
-        return log_w
+            log_p0 = states.new_zeros(local)
+        with shard.guard():
+            log_w = self._log_reward(states[-1]) - log_p0
+            for k0 in range(0, self.num_steps, 10):  # bounded memory
+                log_w = log_w + self._rescore(states, k0, min(k0 + 10, self.num_steps))
+        return shard.gather(log_w)
 
     def save(self, path: str) -> None:
         """Checkpoint networks, optimizer, RNG states, iteration and history."""
@@ -360,6 +399,20 @@ class PIS:
 
 def _identity(x: Tensor) -> Tensor:
     return x
+
+
+def _batch_major(gathered: Tensor, sizes: list, world: int) -> Tensor:
+    """Rows gathered rank by rank ([rank 0: its batches..., rank 1: ...]) regrouped batch by
+    batch ([batch 0: rank 0, rank 1, ...; batch 1: ...]): the order of the one-process run,
+    whose k-th evaluation batch is the k-th draw of the generator."""
+    local = sum(sizes)
+    per_rank = gathered.split(local)
+    parts = []
+    offset = 0
+    for n in sizes:
+        parts.extend(p[offset:offset + n] for p in per_rank)
+        offset += n
+    return torch.cat(parts)
 
 
 def _log_mean_exp(x: Tensor) -> Tensor:

@@ -18,6 +18,13 @@ estimate from the batch, shown on the progress bar). ``Trainer`` does the rest:
 
 A step may compute its gradients itself (e.g. chunked backward for memory) and return a
 loss that does not require grad; the trainer then skips ``backward``.
+
+Distributed (``shard``, see ``logz.distributed``): the step computes the global loss from
+gathered per-path tensors; the trainer averages gradients over ranks before clipping (so
+every rank applies the same update), runs the step under ``Shard.guard`` (an error on one
+rank stops every rank with a ``TrainingError``, no hang), shows the progress bar and writes
+checkpoints on rank 0 only; every rank loads the same checkpoint file, whatever the world
+size that wrote it.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from logz.distributed import SINGLE, PeerError, Shard
 from logz.samplers.estimators import LogZEstimate
 
 CHECKPOINT_FORMAT = "logz-trainer/1"
@@ -115,6 +123,7 @@ class Trainer:
         checkpoint_every / checkpoint_path: write a checkpoint every so many iterations.
         fingerprint: configuration that a checkpoint must match to be loaded.
         name: shown in messages and the progress bar.
+        shard: this process's ``logz.distributed.Shard`` (default: one process).
     """
 
     def __init__(self, modules: Mapping[str, nn.Module], step: Step, *,
@@ -124,7 +133,8 @@ class Trainer:
                  generators: Optional[Mapping[str, torch.Generator]] = None,
                  evaluate: Optional[Callable[[], LogZEstimate]] = None, eval_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
-                 fingerprint: Optional[Mapping[str, Any]] = None, name: str = "sampler"):
+                 fingerprint: Optional[Mapping[str, Any]] = None, name: str = "sampler",
+                 shard: Shard = SINGLE):
         lrs = dict(lr) if isinstance(lr, Mapping) else {k: lr for k in modules}
         if set(lrs) != set(modules):
             raise ValueError(f"lr must give one rate per module {sorted(modules)}, got {sorted(lrs)}")
@@ -155,6 +165,7 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.fingerprint = dict(fingerprint or {})
         self.name = name
+        self.shard = shard
         self.iteration = 0
         self.last_checkpoint: Optional[tuple[int, str]] = None
         self.history = History()
@@ -168,6 +179,7 @@ class Trainer:
 
         start = time.perf_counter()
         running = math.nan
+        progress = progress and self.shard.is_main
         bar = tqdm(total=int(iterations), desc=self.name, disable=not progress, leave=False)
         try:
             for _ in range(int(iterations)):
@@ -189,7 +201,7 @@ class Trainer:
                     h.estimates.append(self.evaluate())
                     running = h.estimates[-1].log_z
                 if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
-                    self.save(self.checkpoint_path)
+                    self.save(self.checkpoint_path)  # rank 0 writes
                 bar.update(1)
                 if progress:
                     bar.set_postfix(loss=f"{loss:.4g}", log_z=f"{running:.4f}", refresh=False)
@@ -205,19 +217,21 @@ class Trainer:
                 group["lr"] = base * factor
         self.optimizer.zero_grad(set_to_none=True)
         try:
-            out = self.step(it)
-            if "loss" not in out:
-                raise ValueError("the step returned no 'loss'")
-            loss = out["loss"]
-            if not bool(torch.isfinite(loss.detach())):
-                raise ValueError(f"the loss is {float(loss.detach())}")
-            if loss.requires_grad:
-                loss.backward()
+            with self.shard.guard():
+                out = self.step(it)
+                if "loss" not in out:
+                    raise ValueError("the step returned no 'loss'")
+                loss = out["loss"]
+                if not bool(torch.isfinite(loss.detach())):
+                    raise ValueError(f"the loss is {float(loss.detach())}")
+                if loss.requires_grad:
+                    loss.backward()
+            self.shard.average_gradients(self.params)
             max_norm = self.grad_clip if self.grad_clip is not None else math.inf
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
             if not math.isfinite(grad_norm):
                 raise ValueError(f"the gradient norm is {grad_norm}")
-        except ValueError as err:
+        except (ValueError, PeerError) as err:
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingError(f"{self.name}: training stopped at iteration {it} "
                                 f"({it} updates completed; this one was not applied): {err}. "
@@ -241,24 +255,28 @@ class Trainer:
                 "history": self.history.to_dict()}
 
     def save(self, path: str) -> None:
-        """Write a checkpoint atomically (a crash mid-write leaves the old file intact)."""
+        """Write a checkpoint atomically (a crash mid-write leaves the old file intact).
+        Distributed: rank 0 writes (the state is the same on every rank)."""
         path = os.fspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        if self.shard.is_main:
+            tmp = f"{path}.tmp-{os.getpid()}"
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
         self.last_checkpoint = (self.iteration, path)
 
     def load(self, path: str) -> None:
         """Restore a checkpoint written by ``save``; ValueError if it is corrupted or mismatched."""
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling errors come in many types
-            raise ValueError(f"checkpoint {path!r} is corrupted or not a logz checkpoint "
-                             f"({type(err).__name__}: {str(err)[:200]})") from err
-        self.load_state_dict(state, source=repr(path))
+        with self.shard.guard():  # a missing / bad file on one rank stops every rank
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # unpickling errors come in many types
+                raise ValueError(f"checkpoint {path!r} is corrupted or not a logz checkpoint "
+                                 f"({type(err).__name__}: {str(err)[:200]})") from err
+            self.load_state_dict(state, source=repr(path))
+        self.shard.agree()
         self.last_checkpoint = (self.iteration, path)
 
     def load_state_dict(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:

@@ -33,6 +33,7 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor
 
+from logz.distributed import Shard
 from logz.sde.grids import check_grid
 from logz.sde.reference import LOG_2PI, BrownianReference, LinearReference
 
@@ -149,7 +150,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
               reference: Optional[LinearReference] = None, scheme: str = "euler",
               generator: Optional[torch.Generator] = None, log_densities: bool = True,
               keep_path: bool = True, keep_steps: bool = True, noise_scale: float = 1.0,
-              log_initial: Optional[Tensor] = None) -> Trajectory:
+              log_initial: Optional[Tensor] = None, shard: Optional[Shard] = None) -> Trajectory:
     """Simulate B paths of the controlled SDE on the grid ``times``.
 
     Args:
@@ -169,6 +170,10 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
             are still those of the nominal kernel (noise_scale = 1), evaluated at
             the simulated states, as off-policy losses need.
         log_initial: Tensor[B] log-density of x0 under its law (recorded as is).
+        shard: ``logz.distributed.Shard`` when the B paths are this process's rows of a
+            batch split over processes: each step's increments are then this rank's rows of
+            the whole batch's draw (``Shard.randn``), so a path's noise does not depend on the
+            number of processes. None: plain ``torch.randn``.
     Returns:
         Trajectory.
     """
@@ -201,6 +206,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
     eps_sq_acc = x0.new_zeros(B, d) if log_densities and not keep_steps else None
     bridge_acc = x0.new_zeros(B, d) if bridge and not keep_steps else None
     states = [x0] if keep_path else None
+    draw = shard.randn if shard is not None and shard.active else torch.randn
     x = x0
     for k in range(n_steps):
         u = _call_control(control, x, t_k[k]) if control is not None else None
@@ -213,7 +219,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
         if u is not None:
             mean = torch.add(mean, u, alpha=ctrl[k])
             cost_acc = torch.addcmul(cost_acc, u, u, value=0.5 * dt[k])
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        eps = draw(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x_next = torch.add(mean, eps, alpha=noise_scale * std[k])
         if log_densities:
             if keep_steps:

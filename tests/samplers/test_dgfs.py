@@ -60,7 +60,7 @@ def test_exploration_noise_decays_and_inflates_the_behaviour_variance(diag_gauss
     s = DGFS(target, drift="nn", exploration=0.3, exploration_decay_iterations=10, dtype=torch.float64, **SMALL)
     assert s.noise_scale(0) == pytest.approx(math.sqrt(1 + 0.09 / 0.1))
     assert s.noise_scale(5) == pytest.approx(math.sqrt(1 + 0.15 ** 2 / 0.1)) and s.noise_scale(10) == 1.0
-    s.batch_size = 4000
+    s.batch_size = s.local_batch_size = 4000
     with torch.no_grad():
         states, n_fwd = s._behaviour_paths(0)  # zero drift: x_N ~ N(0, (sigma^2 dt + e^2) N)
     var, expected = float(states[-1].var()), (0.1 + 0.09) * 10
