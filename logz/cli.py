@@ -64,21 +64,43 @@ def _parse_config(items: Sequence[str]) -> dict:
 
 
 def _cmd_run(args) -> int:
+    """Train (learned samplers) and estimate. Under ``torchrun`` every rank runs this; the
+    batch is split over the ranks (``logz.distributed``) and rank 0 prints and saves."""
     import torch
 
-    from logz import samplers, targets
+    from logz import distributed, samplers, targets
+    from logz.samplers.training import TrainingError
 
+    try:
+        shard = distributed.init_from_env()
+    except (RuntimeError, ValueError) as err:
+        print(f"logz run: error: cannot join the torchrun process group: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, shard, torch, samplers, targets, TrainingError)
+    finally:
+        if shard.active and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
+    from logz.distributed import default_device
+
+    say = print if shard.is_main else (lambda *a, **k: None)
     try:
         target = targets.get(args.target)
         config = _parse_config(args.config)
         config.setdefault("seed", args.seed)
-        if args.device:
-            config["device"] = args.device
+        device = args.device
+        if shard.active and (device is None or device == "cuda"):
+            device = str(default_device(shard))  # one GPU per rank (LOCAL_RANK)
+        if device:
+            config["device"] = device
         sampler = samplers.get(args.sampler, target, **config)
     except (ValueError, TypeError) as err:
         print(f"logz run: error: {err}", file=sys.stderr)
         return 2
-    progress = not args.json and not args.quiet
+    progress = not args.json and not args.quiet and shard.is_main
     start = time.perf_counter()
     if args.resume:
         if not hasattr(sampler, "load"):
@@ -86,40 +108,45 @@ def _cmd_run(args) -> int:
             return 2
         try:
             sampler.load(args.resume)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, RuntimeError) as err:
             print(f"logz run: error: cannot resume from {args.resume!r}: {err}", file=sys.stderr)
             return 2
-    if args.iterations and hasattr(sampler, "fit"):
-        sampler.fit(args.iterations, progress=progress)
-    if args.save:
-        if not hasattr(sampler, "save"):
-            print(f"logz run: error: sampler {args.sampler!r} has no state to save", file=sys.stderr)
-            return 2
-        sampler.save(args.save)
-    est = sampler.estimate_log_z(args.num_samples, progress=progress)
+    try:
+        if args.iterations and hasattr(sampler, "fit"):
+            sampler.fit(args.iterations, progress=progress)
+        if args.save:
+            if not hasattr(sampler, "save"):
+                print(f"logz run: error: sampler {args.sampler!r} has no state to save", file=sys.stderr)
+                return 2
+            sampler.save(args.save)
+        est = sampler.estimate_log_z(args.num_samples, progress=progress)
+    except (TrainingError, ValueError, RuntimeError) as err:
+        print(f"logz run: error: {err}", file=sys.stderr)
+        return 1
     wall = time.perf_counter() - start
     exact = getattr(target, "log_Z", None)
     record = {"target": args.target, "sampler": args.sampler, "seed": args.seed,
-              "device": str(args.device or "cpu"), **est.to_dict(), "exact_log_z": exact,
-              "error": None if exact is None else est.log_z - exact, "wall_time_s": wall,
-              "torch": torch.__version__}
+              "device": str(config.get("device", "cpu")), "world_size": shard.world_size, **est.to_dict(),
+              "exact_log_z": exact, "error": None if exact is None else est.log_z - exact,
+              "wall_time_s": wall, "torch": torch.__version__}
     if args.json:
-        print(json.dumps(record))
+        say(json.dumps(record))
         return 0
-    print(f"target   {args.target} (dim {target.dim})")
-    print(f"sampler  {args.sampler} (seed {args.seed}, {record['device']})")
-    print(f"log Z    {est.log_z:.4f} ± {est.stderr:.4f}  (importance-weighted, ± one standard error)")
+    say(f"target   {args.target} (dim {target.dim})")
+    ranks = f", {shard.world_size} processes" if shard.active else ""
+    say(f"sampler  {args.sampler} (seed {args.seed}, {record['device']}{ranks})")
+    say(f"log Z    {est.log_z:.4f} ± {est.stderr:.4f}  (importance-weighted, ± one standard error)")
     if est.elbo is not None:
-        print(f"ELBO     {est.elbo:.4f}")
+        say(f"ELBO     {est.elbo:.4f}")
     if est.eubo is not None:
-        print(f"EUBO     {est.eubo:.4f}")
+        say(f"EUBO     {est.eubo:.4f}")
     if est.ess is not None:
-        print(f"ESS      {est.ess:.3f}  (normalized, n = {est.num_samples})")
+        say(f"ESS      {est.ess:.3f}  (normalized, n = {est.num_samples})")
     if exact is not None:
         err = est.log_z - exact
         z = err / est.stderr if est.stderr > 0 else math.inf
-        print(f"exact    {exact:.4f}   error {err:+.4f}  ({z:+.2f} standard errors)")
-    print(f"time     {wall:.1f} s")
+        say(f"exact    {exact:.4f}   error {err:+.4f}  ({z:+.2f} standard errors)")
+    say(f"time     {wall:.1f} s")
     return 0
 
 

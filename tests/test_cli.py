@@ -45,3 +45,25 @@ def test_bad_arguments_exit_with_usage(argv, needle):
     proc = subprocess.run([sys.executable, "-m", "logz", *argv], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _logz_json(*launcher: str, extra=()) -> dict:
+    argv = [*launcher, "-m", "logz", "run", "--target", "gaussian", "--sampler", "pis", "--iterations", "2",
+            "--num-samples", "64", "--json", "--seed", "1", "--config", "batch_size=8", "num_steps=5",
+            "hidden=8", "layers=1", "eval_batch_size=32", "dtype=float64", *extra]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1, out.stdout  # rank 0 alone prints
+    return json.loads(lines[0])
+
+
+def test_torchrun_two_processes_match_one():
+    """`torchrun --nproc_per_node 2 -m logz run ...` (gloo on CPU) gives the one-process estimate."""
+    one = _logz_json(sys.executable)
+    two = _logz_json(sys.executable, "-m", "torch.distributed.run", "--standalone",
+                     "--nproc_per_node", "2")
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["log_z"] == pytest.approx(one["log_z"], rel=1e-9, abs=1e-9)
+    assert two["elbo"] == pytest.approx(one["elbo"], rel=1e-9, abs=1e-9)

@@ -94,8 +94,20 @@ class FourierMLP(nn.Module):
         self.time_net = _mlp([2 * hidden, hidden, hidden], activation)
         self.input_embed = nn.Linear(dim, hidden)
         self.body = nn.Sequential(activation(), _mlp([hidden] * (layers + 1) + [out_dim], activation))
+        self._compiled = None  # see compile_trunk
         if zero_init:
             _zero_(self.out)
+
+    def compile_trunk(self, mode: Optional[str] = None) -> "FourierMLP":
+        """Run ``forward_with_features`` (the per-step part: input layer, body) through
+        ``torch.compile(mode=mode)``: one fused kernel chain instead of an op per layer. Modes
+        as torch.compile's (e.g. "reduce-overhead" also captures CUDA graphs on GPUs).
+        Parameters and state-dict keys are unchanged (checkpoints stay interchangeable)."""
+        self._compiled = torch.compile(self._trunk, mode=mode)
+        return self
+
+    def _trunk(self, x: Tensor, features: Tensor) -> Tensor:
+        return self.body(self.input_embed(x) + features)
 
     @property
     def out(self) -> nn.Linear:
@@ -108,6 +120,8 @@ class FourierMLP(nn.Module):
 
     def forward_with_features(self, x: Tensor, features: Tensor) -> Tensor:
         """NN(x, t) given ``time_features(t)`` (broadcast against x: [1 or B, hidden])."""
+        if self._compiled is not None:
+            return self._compiled(x, features)
         return self.body(self.input_embed(x) + features)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:

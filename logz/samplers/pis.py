@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 from logz.distributed import Shard, resolve
 from logz.samplers import losses, register
 from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
-from logz.samplers.nets import GradientDrift, GridControl
+from logz.samplers.nets import FourierMLP, GradientDrift, GridControl
 from logz.samplers.training import History, Trainer
 from logz.sde import BrownianReference, LinearReference, integrate, path_log_densities, uniform_grid
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
@@ -89,6 +89,12 @@ class PIS:
             ``batch_size``, ``eval_samples`` and ``eval_batch_size`` stay GLOBAL and must be
             divisible by the world size; a run on any world size equals the one-process run
             with the same seed, up to float rounding (see ``logz.distributed``).
+        defer_checks: validate the target's values inside the time loop on the device and
+            read the verdict once per simulation (no host synchronisation per step; the error
+            cannot name the row). Default: on for CUDA, off on the CPU.
+        compile: ``torch.compile`` the drift network's per-step part (``FourierMLP.compile_trunk``):
+            False, True (torch.compile's default mode) or a mode name ("reduce-overhead":
+            CUDA graphs on GPUs; "max-autotune"). The first iterations pay the compilation.
     """
 
     name = "pis"
@@ -104,7 +110,8 @@ class PIS:
                  eval_batch_size: int = 2000, seed: int = 0, device=None,
                  dtype: Union[str, torch.dtype] = torch.float32, control: Optional[nn.Module] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
-                 shard: Optional[Shard] = None):
+                 shard: Optional[Shard] = None, defer_checks: Optional[bool] = None,
+                 compile: Union[bool, str] = False):
         dim = getattr(target, "dim", None)
         _check("target.dim", _is_int(dim) and dim >= 1, dim, "a positive integer")
         _check("T", isinstance(T, (int, float)) and T > 0, T, "> 0")
@@ -145,6 +152,12 @@ class PIS:
                     self.dim, self._score if drift == "grad" else None, hidden=hidden, layers=layers,
                     T=self.T, grad_clip=score_grad_clip, out_clip=out_clip,
                 ).to(device=self.device, dtype=self.dtype)
+        _check("compile", compile in (False, True) or isinstance(compile, str), compile,
+               "False, True or a torch.compile mode")
+        if compile is not False and isinstance(getattr(self.control, "net", None), FourierMLP):
+            self.control.net.compile_trunk(None if compile is True else compile)
+        self.defer_checks = self.device.type != "cpu" if defer_checks is None else bool(defer_checks)
+        self._invalid: Optional[Tensor] = None
         self.generator = torch.Generator(device=self.device).manual_seed(2 * self.seed)
         self.eval_generator = torch.Generator(device=self.device).manual_seed(2 * self.seed + 1)
         fingerprint = {"sampler": self.name, "target": target_name(target), "dim": self.dim,
@@ -185,15 +198,16 @@ class PIS:
     def _score(self, x: Tensor) -> Tensor:
         """grad log p~(x), validated (ValueError naming the target on NaN/inf)."""
         create_graph = self.differentiate_score and torch.is_grad_enabled() and x.requires_grad
+        invalid = self._invalid  # a device flag inside a simulation off the CPU (no host syncs)
         if create_graph:
-            return log_prob_and_grad(self.target, x, create_graph=True)[1]
+            return log_prob_and_grad(self.target, x, create_graph=True, invalid=invalid)[1]
         if self.grad_checkpoint_steps is None:
-            return log_prob_and_grad(self.target, x)[1]
+            return log_prob_and_grad(self.target, x, invalid=invalid)[1]
         # a detached score's own small graph must not go through the saved-tensor hooks of
         # gradient checkpointing (they would keep it alive: ~10x the memory, ~10x slower);
         # entering the context costs as much as a few ops, so only when checkpointing
         with torch.autograd.graph.saved_tensors_hooks(_identity, _identity):
-            return log_prob_and_grad(self.target, x)[1]
+            return log_prob_and_grad(self.target, x, invalid=invalid)[1]
 
     def _log_reward(self, x: Tensor) -> Tensor:
         return checked_log_prob(self.target, x)
@@ -205,7 +219,26 @@ class PIS:
                         record_controls: bool = False, **kw) -> tuple:
         """``integrate`` under the control: (Trajectory, the ``GridControl`` used, or None for a
         custom control). ``record_controls``: see ``GridControl`` (detached paths, control
-        values kept with their graph)."""
+        values kept with their graph).
+
+        With ``defer_checks`` (default off the CPU) the target's values inside the time loop
+        are validated on the device and read once, after the loop: no host synchronisation
+        per step."""
+        if not self.defer_checks:
+            return self._integrate_unchecked(x0, times, generator, record_controls=record_controls, **kw)
+        self._invalid = torch.zeros((), dtype=torch.bool, device=self.device)
+        try:
+            out = self._integrate_unchecked(x0, times, generator, record_controls=record_controls, **kw)
+            if bool(self._invalid):  # the one synchronisation of the simulation
+                raise ValueError(f"target {target_name(self.target)!r}: log_prob was NaN or +inf, or its "
+                                 f"gradient not finite, during the simulation (checked after the time "
+                                 f"loop, defer_checks=True; set defer_checks=False to find the row)")
+        finally:
+            self._invalid = None
+        return out
+
+    def _integrate_unchecked(self, x0: Tensor, times: Tensor, generator: torch.Generator, *,
+                             record_controls: bool = False, **kw) -> tuple:
         if not hasattr(self.control, "time_features"):  # a custom control
             return integrate(self.reference, x0, times, self.control, scheme=self.scheme,
                              generator=generator, shard=self.shard, **kw), None

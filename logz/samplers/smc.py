@@ -16,7 +16,7 @@ empties narrow high-density regions (a funnel's neck) at intermediate beta and r
 them only near beta = 1. Reweighting can remove mass, only moves can create it, so what
 the kernel cannot carry there in time is missing from the incremental weights -- a
 systematic lag. It took a kernel whose scale follows each particle (Gibbs, see
-``_gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (which takes
+``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (which takes
 a few big steps exactly there, see ``_num_moves``), and heavy reference tails (with a
 Gaussian reference p~/ref has infinite variance on heavier-tailed targets, so Z^_r is
 heavy-tailed, log mean Z^_r biased low and the error bar too small, even with exact
@@ -29,10 +29,21 @@ The SMC estimate Z^ is unbiased but a single run carries no simple error bar, so
 ``num_replicates`` independent runs (batched: one tensor [R, N, dim]) are combined:
 log Z = log mean_r Z^_r, with a delta-method standard error from their spread, and
 ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen).
+
+Distributed (``shard``, see ``logz.distributed``): particles are sharded along N, each rank
+holding N / world_size particles of every replicate, with per-particle noise from the global
+draw (``Shard.randn``), so a run on any number of ranks equals the one-process run with the
+same seed and total particles, up to float round-off. The log-weights are kept GLOBAL on every
+rank ([R, N], all-gathering the incremental log-likelihoods once per temperature), so
+tempering, ESS, log Z and the resampling indices are computed identically everywhere;
+resampling all-gathers the resampling replicates' particles (with their cached log-densities
+and gradients) and each rank takes its rows; the spread and the acceptance rates are summed
+over ranks. Target calls run under ``Shard.guard``: a failure on one rank raises on all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -41,16 +52,18 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from logz.distributed import Shard, resolve
 from logz.samplers import register
 from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z,
                                       effective_sample_size)
+from logz.samplers.smc_kernels import (adapt_step_size, exchange, gibbs_sweep, global_draw,
+                                       hmc_move, next_delta, rank_mean, spread,
+                                       systematic_resample)
 from logz.targets.base import check_input, checked_log_prob, log_prob_and_grad, target_name
 
 #: kernel="auto": Newton-Gibbs up to this dimension (a sweep costs 2 batched target calls,
 #: 5N rows, per coordinate), HMC above (``leapfrog_steps`` gradient calls per move).
 GIBBS_MAX_DIM = 16
-#: Newton-Gibbs finite-difference step and fallback random-walk scale, x the particle spread.
-GIBBS_FD_STEP, GIBBS_RW_SCALE = 0.1, 1.0
 #: default moves_per_beta: Newton-Gibbs sweeps / HMC moves per unit of beta.
 DEFAULT_MOVES_PER_BETA = {"gibbs": 200.0, "hmc": 40.0, "mala": 40.0}
 
@@ -59,10 +72,15 @@ DEFAULT_MOVES_PER_BETA = {"gibbs": 200.0, "hmc": 40.0, "mala": 40.0}
 class SMCResult:
     """One batched SMC run. R replicates of N particles in dimension d.
 
+    Distributed, ``particles`` and ``log_weights`` are this rank's shard (N_local = N /
+    world_size rows of each replicate, rank order); everything else is global and identical
+    on every rank.
+
     Attributes:
-        particles: Tensor[R, N, d] final particles.
-        log_weights: Tensor[R, N] final normalized log-weights (logsumexp = 0 per replicate).
-        log_z: Tensor[R] log Z^ of each replicate.
+        particles: Tensor[R, N, d] final particles (this rank's: [R, N_local, d]).
+        log_weights: Tensor[R, N] final normalized log-weights (logsumexp = 0 per replicate
+            over all ranks' particles; this rank's: [R, N_local]).
+        log_z: Tensor[R] log Z^ of each replicate (global).
         betas: list of Tensor[R], the temperature ladder (replicates may differ).
         acceptance: list of Tensor[R], mean MCMC acceptance per temperature.
         step_sizes: list of Tensor[R], HMC step size per temperature.
@@ -82,17 +100,6 @@ class SMCResult:
     @property
     def num_temperatures(self) -> int:
         return len(self.betas)
-
-
-def systematic_resample(log_w: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Systematic resampling indices per row. log_w: Tensor[R, N] -> LongTensor[R, N]."""
-    R, N = log_w.shape
-    w = torch.softmax(log_w, dim=-1)
-    cdf = torch.cumsum(w, dim=-1)
-    cdf[:, -1] = 1.0  # guard against round-off
-    u = (torch.rand(R, 1, generator=generator, dtype=w.dtype, device=w.device)
-         + torch.arange(N, dtype=w.dtype, device=w.device)) / N
-    return torch.searchsorted(cdf, u).clamp_max(N - 1)
 
 
 class SMC:
@@ -122,6 +129,9 @@ class SMC:
         target_accept: acceptance rate the HMC step size adapts to.
         max_temperatures: safety cap on the ladder length.
         seed, device, dtype: randomness and placement (float64 default: log Z sums many terms).
+        shard: a ``logz.distributed.Shard`` to split the particles over processes (default:
+            ``current_shard()``, one process unless torch.distributed is initialised). Every
+            rank must use the same configuration and seed (checked at each run).
     """
 
     def __init__(self, target, *, init_std: Optional[float] = None, reference_df: float = 3.0,
@@ -131,7 +141,7 @@ class SMC:
                  kernel: str = "auto", leapfrog_steps: int = 5, step_size: Optional[float] = None,
                  step_jitter: float = 10.0, target_accept: float = 0.65,
                  max_temperatures: int = 2000, seed: int = 0, device=None,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, shard: Optional[Shard] = None):
         if not (hasattr(target, "dim") and hasattr(target, "log_prob")):
             raise ValueError(f"target {target!r} must have `dim` and `log_prob(x)`")
         if kernel not in ("auto", "gibbs", "hmc", "mala"):
@@ -169,6 +179,7 @@ class SMC:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.shard = resolve(shard)
         self.last_result: Optional[SMCResult] = None
 
     # -- scikit-learn shape -------------------------------------------------
@@ -177,24 +188,27 @@ class SMC:
         return []
 
     def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
-        """Run SMC with ``num_samples`` particles in all (split over the replicates)."""
+        """Run SMC with ``num_samples`` particles in all (split over the replicates and, when
+        distributed, the ranks); the same estimate on every rank."""
         result = self.run(num_samples, progress=progress)
         log_z, stderr = combine_independent_log_z(result.log_z)
         # Bessel's correction: the delta-method SE uses the 1/R variance of the Z^_r,
         # which with R = 8 replicates understates the standard error by 7%.
         R = result.log_z.numel()
         stderr *= math.sqrt(R / (R - 1))
-        pooled = (result.log_weights + result.log_z[:, None]).reshape(-1)
+        pooled = (self.shard.gather(result.log_weights, dim=1) + result.log_z[:, None]).reshape(-1)
         return LogZEstimate(log_z=log_z, stderr=stderr, elbo=float(result.log_z.mean()), eubo=None,
                             ess=effective_sample_size(pooled), num_samples=int(pooled.numel()))
 
     def sample(self, n: int, progress: bool = False) -> Tensor:
-        """n approximate target samples: one SMC run, pooled and resampled. Tensor[n, dim]."""
+        """n approximate target samples: one SMC run, pooled and resampled. Tensor[n, dim];
+        distributed, the particles are gathered and every rank returns the same n samples."""
         result = self.run(n, progress=progress)
-        pooled = (result.log_weights + result.log_z[:, None]).reshape(-1)
+        log_w, x = (self.shard.gather(t, dim=1) for t in (result.log_weights, result.particles))
+        pooled = (log_w + result.log_z[:, None]).reshape(-1)
         idx = torch.multinomial(torch.softmax(pooled, 0), n, replacement=True,
                                 generator=self.generator)
-        return result.particles.reshape(-1, self.dim)[idx]
+        return x.reshape(-1, self.dim)[idx]
 
     # -- reference ------------------------------------------------------------
     def _ref_parts(self, q: Tensor) -> tuple[Tensor, Tensor]:
@@ -221,13 +235,15 @@ class SMC:
         r_t = torch.exp(t - torch.logaddexp(gauss, t))  # responsibility of the t component
         return -(1 - r_t) * x / s2 - r_t * (nu + self.dim) * x / (nu * s2 + q)
 
-    def _sample_ref(self, R: int, N: int) -> Tensor:
-        z = torch.randn(R, N, self.dim, generator=self.generator, dtype=self.dtype, device=self.device)
+    def _sample_ref(self, R: int, n: int) -> Tensor:
+        """[R, n, d] reference draws: this rank's n particles of each replicate."""
+        gen, kw = self.generator, dict(dtype=self.dtype, device=self.device)
+        z = self.shard.randn((R, n, self.dim), generator=gen, dim=1, **kw)
         if self.reference_mix > 0:  # t = z / sqrt(chi2_nu / nu) for the t component
-            half_nu = torch.full((R, N, 1), self.reference_df / 2, dtype=self.dtype, device=self.device)
-            chi2_half = torch._standard_gamma(half_nu, generator=self.generator)  # chi2_nu / 2
-            pick = torch.rand(R, N, 1, generator=self.generator, dtype=self.dtype,
-                              device=self.device) < self.reference_mix
+            chi2_half = global_draw(  # chi2_nu / 2
+                self.shard, lambda shape: torch._standard_gamma(
+                    torch.full(shape, self.reference_df / 2, **kw), generator=gen), (R, n, 1), dim=1)
+            pick = self.shard.rand((R, n, 1), generator=gen, dim=1, **kw) < self.reference_mix
             z = torch.where(pick, z * (0.5 * self.reference_df / chi2_half).sqrt(), z)
         return self.init_std * z
 
@@ -252,30 +268,6 @@ class SMC:
         with torch.no_grad():
             return checked_log_prob(self.target, flat).view(x.shape[:-1]), None
 
-    def _next_delta(self, log_w: Tensor, ell: Tensor, beta: Tensor) -> Tensor:
-        """Largest step in beta (per replicate) whose conditional ESS is >= cess * N."""
-        remaining = 1.0 - beta
-
-        def cess_fraction(delta: Tensor) -> Tensor:
-            inc = torch.where(torch.isfinite(ell), delta[:, None] * ell,
-                              torch.full_like(ell, -math.inf))
-            inc = torch.where(delta[:, None] == 0, torch.zeros_like(inc), inc)
-            a = torch.logsumexp(log_w + inc, -1)
-            b = torch.logsumexp(log_w + 2 * inc, -1)
-            return torch.exp(2 * a - b)  # weights normalized: this is CESS / N
-
-        ok_full = cess_fraction(remaining) >= self.cess
-        lo, hi = torch.zeros_like(beta), remaining.clone()
-        for _ in range(40):  # bisection to ~1e-12 relative
-            mid = 0.5 * (lo + hi)
-            good = cess_fraction(mid) >= self.cess
-            lo = torch.where(good, mid, lo)
-            hi = torch.where(good, hi, mid)
-        delta = torch.where(ok_full, remaining, lo)
-        # never stall: at least a tiny step (CESS criterion cannot be met only if l is degenerate)
-        return torch.where(remaining > 0, delta.clamp_min(torch.minimum(remaining, 1e-10 + 0 * beta)),
-                           torch.zeros_like(beta))
-
     def _num_moves(self, delta: Tensor) -> Tensor:
         """Moves per replicate for a step delta: num_mcmc_steps + moves_per_beta * delta.
 
@@ -290,137 +282,64 @@ class SMC:
         extra = torch.floor(self.moves_per_beta * delta + u).long()
         return torch.where(delta > 0, self.num_mcmc_steps + extra, torch.zeros_like(extra))
 
-    def _gibbs_sweep(self, x: Tensor, lp: Tensor, beta: Tensor, scale: Tensor, active: Tensor
-                     ) -> tuple[Tensor, Tensor, Tensor]:
-        """One Metropolis-within-Gibbs sweep over the coordinates (random order), pi_beta-invariant.
+    def _fingerprint(self, num_samples: int) -> dict:
+        """What must agree across ranks for a distributed run (configuration, generator state)."""
+        config = {k: repr(v) for k, v in vars(self).items() if isinstance(v, (int, float, str, torch.dtype))}
+        state = hashlib.sha256(self.generator.get_state().cpu().numpy().tobytes()).hexdigest()
+        return {"target": target_name(self.target), "num_samples": int(num_samples), "generator": state,
+                **config}
 
-        Coordinate j is proposed from a Gaussian fitted at the current point by a 3-point
-        Newton step, f(x_j ± delta) with delta = GIBBS_FD_STEP x spread_j: mean
-        x_j - f'/f'', variance -1/f''; where the fit is not concave (or not finite) a random
-        walk with GIBBS_RW_SCALE x spread_j. The reverse proposal is fitted the same way at
-        the proposed point and the move is Metropolis-Hastings corrected. For a Gaussian
-        conditional the proposal *is* the conditional (acceptance 1) whatever its scale, so
-        a particle in a funnel's neck gets steps of the neck's width and one in its mouth
-        of the mouth's -- what a global HMC step size cannot do. Cost: 2 batched target
-        calls per coordinate, no gradients.
-        Returns new (x, lp, mean acceptance [R]).
-        """
-        R, N, d = x.shape
-        b = beta[:, None]
-        gen, ninf = self.generator, -math.inf
-        x = x.clone()
-        q = (x * x).sum(-1)
-        f = (1 - b) * self._ref_q(q) + b * lp
-        order = torch.randperm(d, generator=gen).tolist()
-        noise = torch.randn(d, R, N, generator=gen, dtype=x.dtype, device=x.device)
-        log_u = torch.log(torch.rand(d, R, N, generator=gen, dtype=x.dtype, device=x.device))
-        acc_sum = torch.zeros(R, dtype=x.dtype, device=x.device)
-        for k, j in enumerate(order):
-            dl, rw2 = GIBBS_FD_STEP * scale[:, :, j], (GIBBS_RW_SCALE * scale[:, :, j]) ** 2  # [R, 1]
-            xj = x[..., j]
-            q_rest = q - xj * xj
-
-            def log_pi(values: Tensor) -> tuple[Tensor, Tensor]:  # coordinate j set to values[m]
-                xs = x.unsqueeze(0).repeat(values.shape[0], 1, 1, 1)
-                xs[..., j] = values
-                with torch.no_grad():
-                    lp_m = self.target.log_prob(xs.view(-1, d)).view(values.shape)
-                f_m = (1 - b) * self._ref_q(q_rest + values * values) + b * lp_m
-                return f_m.nan_to_num(nan=ninf, posinf=ninf), lp_m
-
-            def newton(f0: Tensor, f_up: Tensor, f_down: Tensor, at: Tensor) -> tuple[Tensor, Tensor]:
-                curv = (f_up + f_down - 2 * f0) / (dl * dl)
-                slope = (f_up - f_down) / (2 * dl)
-                ok = (curv < 0) & (curv > ninf) & torch.isfinite(slope)
-                curv = torch.where(ok, curv, -1.0)
-                return torch.where(ok, at - slope / curv, at), torch.where(ok, -1.0 / curv, rw2)
-
-            f_pm, _ = log_pi(torch.stack([xj + dl, xj - dl]))
-            mean, var = newton(f, f_pm[0], f_pm[1], xj)
-            y = mean + var.sqrt() * noise[k]
-            f_y, lp_y = log_pi(torch.stack([y, y + dl, y - dl]))
-            mean_r, var_r = newton(f_y[0], f_y[1], f_y[2], y)
-            log_a = f_y[0] - f + 0.5 * ((y - mean) ** 2 / var - (xj - mean_r) ** 2 / var_r
-                                        + torch.log(var / var_r))
-            log_a = log_a.nan_to_num(nan=ninf).clamp_max(0.0)
-            acc = (log_u[k] < log_a) & active[:, None]
-            x[..., j] = torch.where(acc, y, xj)
-            q = torch.where(acc, q_rest + y * y, q)
-            lp, f = torch.where(acc, lp_y[0], lp), torch.where(acc, f_y[0], f)
-            acc_sum += log_a.exp().mean(-1)
-        return x, lp, acc_sum / d
-
-    def _hmc(self, x: Tensor, lp: Tensor, grad_t: Tensor, beta: Tensor, eps: Tensor,
-             scale: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One HMC move per particle (inverse mass scale^2), pi_beta-invariant; replicates
-        not ``active`` [R] stay put. Returns new (x, lp, grad_t, acceptance rate [R])."""
-        b = beta[:, None]
-
-        def log_pi(lp_: Tensor, x_: Tensor) -> Tensor:
-            return (1 - b) * self._log_ref(x_) + b * lp_
-
-        def grad_pi(g_: Tensor, x_: Tensor) -> Tensor:
-            return (1 - b[..., None]) * self._grad_ref(x_) + b[..., None] * g_
-
-        # Per-particle step sizes, log-uniform over [eps / jitter, eps]: state-independent
-        # (so reversible); the small ones enter narrow regions a global step would reject.
-        u = torch.rand(x.shape[:-1], generator=self.generator, dtype=x.dtype, device=x.device)
-        step = (eps[:, None] * torch.exp(-math.log(self.step_jitter) * u))[..., None] * scale
-        q = torch.randn(x.shape, generator=self.generator, dtype=x.dtype, device=x.device)
-        h0 = log_pi(lp, x) - 0.5 * (q * q).sum(-1)
-        xn, gn = x, grad_t
-        q = q + 0.5 * step * grad_pi(gn, xn)
-        for i in range(self.leapfrog_steps):
-            xn = xn + step * q
-            lpn, gn = self._target_terms(xn, need_grad=True, strict=False)
-            if i < self.leapfrog_steps - 1:
-                q = q + step * grad_pi(gn, xn)
-        q = q + 0.5 * step * grad_pi(gn, xn)
-        h1 = log_pi(lpn, xn) - 0.5 * (q * q).sum(-1)
-        log_accept = torch.nan_to_num(h1 - h0, nan=-math.inf).clamp_max(0.0)
-        u = torch.rand(log_accept.shape, generator=self.generator, dtype=x.dtype, device=x.device)
-        accept = (torch.log(u) < log_accept) & active[:, None]
-        a3 = accept[..., None]
-        return (torch.where(a3, xn, x), torch.where(accept, lpn, lp), torch.where(a3, gn, grad_t),
-                log_accept.exp().mean(-1))
-
-    @staticmethod
-    def _spread(x: Tensor, log_w: Tensor) -> Tensor:
-        """Weighted per-coordinate standard deviation [R, 1, d]: the HMC preconditioner
-        and the Gibbs finite-difference / random-walk scale (fixed during a temperature's
-        moves, so each move is a fixed pi_beta-invariant kernel)."""
-        w = log_w.exp()[..., None]
-        mean = (w * x).sum(1, keepdim=True)
-        return ((w * (x - mean) ** 2).sum(1, keepdim=True)).sqrt().clamp_min(1e-6)
+    def _move(self, x: Tensor, lp: Tensor, grad_t: Optional[Tensor], beta: Tensor, eps: Tensor,
+              scale: Tensor, active: Tensor):
+        """One MCMC move (Gibbs sweep or HMC move) of this rank's particles; a failure on one
+        rank raises on every rank. Returns (x, lp, grad_t, global mean acceptance [R])."""
+        with self.shard.guard():
+            if self.kernel == "gibbs":
+                x, lp, acc = gibbs_sweep(x, lp, beta, scale, active, log_prob=self.target.log_prob,
+                                         log_ref_q=self._ref_q, generator=self.generator,
+                                         shard=self.shard)
+            else:
+                x, lp, grad_t, acc = hmc_move(
+                    x, lp, grad_t, beta, eps, scale, active,
+                    terms=lambda y: self._target_terms(y, need_grad=True, strict=False),
+                    log_ref=self._log_ref, grad_ref=self._grad_ref, leapfrog_steps=self.leapfrog_steps,
+                    step_jitter=self.step_jitter, generator=self.generator, shard=self.shard)
+        return x, lp, grad_t, rank_mean(acc, self.shard)
 
     @torch.no_grad()
     def run(self, num_samples: int, progress: bool = False) -> SMCResult:
-        """A batched SMC run with ``num_samples`` particles split over the replicates."""
-        R = self.num_replicates
+        """A batched SMC run with ``num_samples`` particles split over the replicates (and the
+        ranks: the world size must divide the particles per replicate, num_samples // R)."""
+        R, sh = self.num_replicates, self.shard
         N = int(num_samples) // R
         if N < 2:
             raise ValueError(f"SMC needs at least 2 particles per replicate: num_samples = "
                              f"{num_samples} with {R} replicates gives {N}")
+        n = sh.local_size(N, f"SMC particles per replicate (num_samples {num_samples} // {R} replicates)")
+        if sh.active:
+            sh.check_same("SMC configuration and generator state", self._fingerprint(num_samples))
         dev, dt = self.device, self.dtype
-        x = self._sample_ref(R, N)
-        check_input(self.target, x[0])
-        # The gradient is validated even for the Gibbs kernel: SMC's contract is a
-        # differentiable target, whichever kernel the dimension selects.
-        lp, grad_t = self._target_terms(x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
+        x = self._sample_ref(R, n)
+        with sh.guard():
+            check_input(self.target, x[0])
+            # The gradient is validated even for the Gibbs kernel: SMC's contract is a
+            # differentiable target, whichever kernel the dimension selects.
+            lp, grad_t = self._target_terms(x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
         hmc = self.kernel != "gibbs"
-        log_w = torch.full((R, N), -math.log(N), dtype=dt, device=dev)
+        log_w = torch.full((R, N), -math.log(N), dtype=dt, device=dev)  # global, on every rank
+        mine = sh.rows(n)
         log_z = torch.zeros(R, dtype=dt, device=dev)
         beta = torch.zeros(R, dtype=dt, device=dev)
         eps = torch.full((R,), self.step_size, dtype=dt, device=dev)
         n_resample = torch.zeros(R, dtype=torch.long, device=dev)
         result = SMCResult(x, log_w, log_z)
-        bar = tqdm(total=1000, disable=not progress, desc=f"SMC {target_name(self.target)}",
-                   unit="‰β", leave=False)
+        bar = tqdm(total=1000, disable=not (progress and sh.is_main), unit="‰β", leave=False,
+                   desc=f"SMC {target_name(self.target)}")
         for _ in range(self.max_temperatures):
             if bool((beta >= 1).all()):
                 break
-            ell = lp - self._log_ref(x)
-            delta = self._next_delta(log_w, ell, beta)
+            ell = sh.gather(lp - self._log_ref(x), dim=1)  # [R, N], every rank
+            delta = next_delta(log_w, ell, beta, self.cess)
             inc = torch.where(delta[:, None] > 0, delta[:, None] * ell, torch.zeros_like(ell))
             inc = torch.nan_to_num(inc, nan=-math.inf)
             log_z = log_z + torch.logsumexp(log_w + inc, -1)
@@ -433,26 +352,20 @@ class SMC:
             resample = ess < self.resample_threshold
             if bool(resample.any()):
                 idx = systematic_resample(log_w, self.generator)
-                keep = ~resample[:, None]
-                idx = torch.where(keep, torch.arange(N, device=dev).expand(R, N), idx)
-                x = torch.gather(x, 1, idx[..., None].expand(-1, -1, self.dim))
-                lp = torch.gather(lp, 1, idx)
-                if hmc:
-                    grad_t = torch.gather(grad_t, 1, idx[..., None].expand(-1, -1, self.dim))
-                log_w = torch.where(keep, log_w, torch.full_like(log_w, -math.log(N)))
+                carry_grad = hmc and grad_t is not None  # cached gradients travel with HMC particles
+                x, lp, *g = exchange([x, lp[..., None]] + [grad_t] * carry_grad, idx, resample, sh)
+                lp, grad_t = lp[..., 0], g[0] if carry_grad else grad_t
+                log_w = torch.where(resample[:, None], torch.full_like(log_w, -math.log(N)), log_w)
                 n_resample += resample.long()
             n_moves = self._num_moves(delta)
             acc_sum = torch.zeros(R, dtype=dt, device=dev)
             if int(n_moves.max()) > 0:
-                scale = self._spread(x, log_w)
+                scale = spread(x, log_w[:, mine], sh)
                 for m in range(int(n_moves.max())):
                     active = m < n_moves
+                    x, lp, grad_t, acc = self._move(x, lp, grad_t, beta, eps, scale, active)
                     if hmc:
-                        x, lp, grad_t, acc = self._hmc(x, lp, grad_t, beta, eps, scale, active)
-                        # Robbins–Monro on log step size toward the target acceptance
-                        eps = torch.where(active, eps * torch.exp(acc - self.target_accept), eps)
-                    else:
-                        x, lp, acc = self._gibbs_sweep(x, lp, beta, scale, active)
+                        eps = adapt_step_size(eps, acc, active, self.target_accept)
                     acc_sum = acc_sum + torch.where(active, acc, torch.zeros_like(acc))
             result.betas.append(beta.clone())
             result.acceptance.append(acc_sum / n_moves.clamp_min(1))
@@ -466,11 +379,18 @@ class SMC:
                                f"{self.max_temperatures} (min beta {float(beta.min()):.3g}); raise "
                                f"max_temperatures or lower cess")
         bar.close()
-        result.particles, result.log_weights, result.log_z = x, log_w, log_z
+        result.particles, result.log_weights, result.log_z = x, log_w[:, mine].clone(), log_z
         result.num_resamples = n_resample
         self.last_result = result
         return result
 
 
+class AIS(SMC):
+    """Annealed importance sampling: SMC that never resamples (``resample_threshold`` 1e-12)."""
+
+    def __init__(self, target, *, resample_threshold: float = 1e-12, **config):
+        super().__init__(target, resample_threshold=resample_threshold, **config)
+
+
 register("smc", SMC)
-register("ais", lambda target, **cfg: SMC(target, **{"resample_threshold": 1e-12, **cfg}))
+register("ais", AIS)

@@ -107,13 +107,18 @@ def checked_log_prob(target, x: Tensor) -> Tensor:
     return out
 
 
-def log_prob_and_grad(target, x: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+def log_prob_and_grad(target, x: Tensor, create_graph: bool = False,
+                      invalid: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """Validated log-density and its gradient in x.
 
     Args:
         x: Tensor[B, dim]; need not require grad.
         create_graph: keep the graph of the gradient (for losses that
             differentiate through the score).
+        invalid: a 0-dim bool tensor on x's device to DEFER the value checks: instead of
+            reading the values on the host (a device synchronisation, which a CUDA time
+            loop must avoid), ``invalid |= (NaN or +inf in log_prob, or non-finite gradient)``
+            is updated in place; the caller checks it once, after its loop.
     Returns:
         (log_prob Tensor[B], grad Tensor[B, dim]). Raises ``ValueError`` naming the
         target if log_prob is NaN or +inf (as ``checked_log_prob``), is not
@@ -126,16 +131,18 @@ def log_prob_and_grad(target, x: Tensor, create_graph: bool = False) -> tuple[Te
         # the sum is the autograd root and the fast values check: NaN or +inf anywhere in lp make
         # it NaN or +inf (-inf alone passes); a finite sum that overflows passes the full check
         total = lp.sum()
-        if not float(total.detach()) < math.inf:
+        if invalid is None and not float(total.detach()) < math.inf:
             _raise_if_bad_values(target, x, lp)
         if not lp.requires_grad:
             raise ValueError(
                 f"target {target_name(target)!r}: log_prob is not differentiable in x (its output has no "
                 f"autograd graph); this sampler needs gradients. Write log_prob with torch operations.")
         (grad,) = torch.autograd.grad(total, xg, create_graph=create_graph)
+    if invalid is not None:
+        invalid |= ~(total.detach() < math.inf) | ~torch.isfinite(grad.detach().sum())
     # likewise one reduction for the gradient (isfinite(grad).all() is several ops); a sum that
     # only overflows is told apart by the full check
-    if not math.isfinite(float(grad.detach().sum())):
+    elif not math.isfinite(float(grad.detach().sum())):
         bad_rows = (~torch.isfinite(grad)).any(-1)
         if bool(bad_rows.any()):
             i = int(bad_rows.nonzero()[0, 0])
