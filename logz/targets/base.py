@@ -51,6 +51,11 @@ class BaseTarget:
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         raise NotImplementedError(f"target {self.name!r} has no exact sampler")
 
+    # Optional: ``log_prob_and_grad(x) -> (Tensor[B], Tensor[B, dim])``, the log-density and
+    # its gradient in closed form (torch ops, so still differentiable in x). Samplers call it
+    # through ``logz.targets.base.log_prob_and_grad`` instead of an autograd pass per step
+    # (about a fifth of a PIS / DGFS iteration on Funnel-10). Tests check it against autograd.
+
     def energy(self, x: Tensor) -> Tensor:
         """E(x) = -log_prob(x), shape [B]."""
         return -self.log_prob(x)
@@ -124,20 +129,36 @@ def log_prob_and_grad(target, x: Tensor, create_graph: bool = False,
         target if log_prob is NaN or +inf (as ``checked_log_prob``), is not
         differentiable in x, or the gradient is not finite.
     """
-    with torch.enable_grad():
-        xg = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
-        lp = target.log_prob(xg)
+    analytic = getattr(target, "log_prob_and_grad", None)
+    if callable(analytic):
+        # the target's closed-form gradient (``BaseTarget.log_prob_and_grad``): no autograd
+        # pass per call; with create_graph its torch ops stay differentiable in x
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            lp, grad = analytic(x if create_graph else x.detach())
         _checked_shape(target, x, lp)
-        # the sum is the autograd root and the fast values check: NaN or +inf anywhere in lp make
-        # it NaN or +inf (-inf alone passes); a finite sum that overflows passes the full check
+        if grad.shape != x.shape:
+            raise ValueError(f"target {target_name(target)!r}: log_prob_and_grad returned a gradient of "
+                             f"shape {tuple(grad.shape)} for x of shape {tuple(x.shape)}")
         total = lp.sum()
         if invalid is None and not float(total.detach()) < math.inf:
             _raise_if_bad_values(target, x, lp)
-        if not lp.requires_grad:
-            raise ValueError(
-                f"target {target_name(target)!r}: log_prob is not differentiable in x (its output has no "
-                f"autograd graph); this sampler needs gradients. Write log_prob with torch operations.")
-        (grad,) = torch.autograd.grad(total, xg, create_graph=create_graph)
+    else:
+        with torch.enable_grad():
+            xg = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
+            lp = target.log_prob(xg)
+            _checked_shape(target, x, lp)
+            # the sum is the autograd root and the fast values check: NaN or +inf anywhere in lp
+            # make it NaN or +inf (-inf alone passes); a finite sum that overflows passes the
+            # full check
+            total = lp.sum()
+            if invalid is None and not float(total.detach()) < math.inf:
+                _raise_if_bad_values(target, x, lp)
+            if not lp.requires_grad:
+                raise ValueError(
+                    f"target {target_name(target)!r}: log_prob is not differentiable in x (its output has "
+                    f"no autograd graph); this sampler needs gradients. Write log_prob with torch "
+                    f"operations.")
+            (grad,) = torch.autograd.grad(total, xg, create_graph=create_graph)
     if invalid is not None:
         invalid |= ~(total.detach() < math.inf) | ~torch.isfinite(grad.detach().sum())
     # likewise one reduction for the gradient (isfinite(grad).all() is several ops); a sum that

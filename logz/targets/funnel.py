@@ -51,6 +51,17 @@ class Funnel(BaseTarget):
         lp_rest = -0.5 * (rest ** 2).sum(-1) * torch.exp(-x0) - 0.5 * n_rest * x0
         return lp0 + lp_rest + self._const
 
+    def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(log p, grad log p) in closed form.  x: Tensor[B, dim] -> (Tensor[B], Tensor[B, dim])."""
+        check_input(self, x)
+        x0, rest = x[:, :1], x[:, 1:]
+        inv_var = torch.exp(-x0)  # 1 / exp(x0), the variance of the other coordinates
+        half_sq = 0.5 * (rest ** 2).sum(-1, keepdim=True)
+        n_rest = self.dim - 1
+        lp = -0.5 * (x0 / self.scale) ** 2 - half_sq * inv_var - 0.5 * n_rest * x0
+        g0 = -x0 / self.scale ** 2 + half_sq * inv_var - 0.5 * n_rest
+        return lp.squeeze(-1) + self._const, torch.cat([g0, -rest * inv_var], dim=-1)
+
     def sample(self, n: int, generator: Optional[torch.Generator] = None, *,
                dtype: Optional[torch.dtype] = None, device: Device = None) -> Tensor:
         """Exact samples, Tensor[n, dim] (float32 unless ``dtype`` is given)."""

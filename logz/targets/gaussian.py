@@ -91,6 +91,15 @@ class Gaussian(BaseTarget):
         z = torch.linalg.solve_triangular(p["scale_tril"], diff, upper=False)
         return -0.5 * (z ** 2).sum(0) + p["log_norm"]
 
+    def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(log p, -cov^-1 (x - mean)) in closed form.  x: Tensor[B, dim] -> (Tensor[B], Tensor[B, dim])."""
+        check_input(self, x)
+        p = self._p.like(x)
+        L = p["scale_tril"]
+        z = torch.linalg.solve_triangular(L, (x - p["mean"]).T, upper=False)
+        grad = -torch.linalg.solve_triangular(L.T, z, upper=True).T
+        return -0.5 * (z ** 2).sum(0) + p["log_norm"], grad
+
     def sample(self, n: int, generator: Optional[torch.Generator] = None, *,
                dtype: Optional[torch.dtype] = None, device: Device = None) -> Tensor:
         """Exact samples, Tensor[n, dim] (float32 unless ``dtype`` is given)."""

@@ -143,6 +143,14 @@ class ManyWell(BaseTarget):
         x1, x2 = x[:, 0::2], x[:, 1::2]
         return (x1_log_density(x1) - 0.5 * x2 ** 2).sum(-1)
 
+    def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(log p, grad log p) in closed form.  x: Tensor[B, dim] -> (Tensor[B], Tensor[B, dim])."""
+        check_input(self, x)
+        x1, x2 = x[:, 0::2], x[:, 1::2]
+        lp = (x1_log_density(x1) - 0.5 * x2 ** 2).sum(-1)
+        g1 = -4 * x1 ** 3 + 12 * x1 + 0.5
+        return lp, torch.stack([g1, -x2], dim=-1).reshape(x.shape)
+
     def sample(self, n: int, generator: Optional[torch.Generator] = None, *,
                dtype: Optional[torch.dtype] = None, device: Device = None) -> Tensor:
         """Exact samples, Tensor[n, dim] (float32 unless ``dtype`` is given)."""

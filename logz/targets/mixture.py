@@ -122,6 +122,25 @@ class GaussianMixture(BaseTarget):
         """log Σ_k w_k N(x; mean_k, cov_k) + log_Z.  x: Tensor[B, dim] -> Tensor[B]."""
         return torch.logsumexp(self.weighted_component_log_prob(x), dim=-1) + self._p.like(x)["log_Z"]
 
+    def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(log p, grad log p) in closed form: grad = -sum_k r_k(x) cov_k^-1 (x - mean_k), r the
+        responsibilities.  x: Tensor[B, dim] -> (Tensor[B], Tensor[B, dim])."""
+        check_input(self, x)
+        p = self._p.like(x)
+        diff = x[:, None, :] - p["means"]  # [B, K, dim]
+        scale = p["scale"]
+        if self.diagonal:
+            z = diff / scale
+            prec_diff = z / scale  # cov^-1 (x - mean)
+        else:
+            z = torch.linalg.solve_triangular(scale, diff.unsqueeze(-1), upper=False)
+            prec_diff = torch.linalg.solve_triangular(scale.transpose(-1, -2), z, upper=True).squeeze(-1)
+            z = z.squeeze(-1)
+        comp = -0.5 * (z ** 2).sum(-1) + p["log_norm"]  # [B, K]
+        lp = torch.logsumexp(comp, dim=-1)
+        resp = torch.exp(comp - lp[:, None])
+        return lp + p["log_Z"], -(resp[..., None] * prec_diff).sum(1)
+
     def responsibilities(self, x: Tensor) -> Tensor:
         """Posterior component probabilities.  x: Tensor[B, dim] -> Tensor[B, K]."""
         return torch.softmax(self.weighted_component_log_prob(x), dim=-1)
