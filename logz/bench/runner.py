@@ -428,6 +428,9 @@ def run_grid(targets: Sequence[str], samplers: Sequence[str], seeds: Sequence[in
                unit="cell", disable=not progress, dynamic_ncols=True)
     try:
         for cell in todo:
+            if not rerun and (store.load(cell) or {}).get("status") == "ok":
+                bar.update(1)  # finished meanwhile by another process on the same ``out``
+                continue
             bar.set_postfix_str(cell.id)
             try:
                 record = run(cell, budget, device=device, metrics=metrics, reference_file=reference_file,

@@ -23,8 +23,9 @@ computed, so nothing is re-evaluated); replayed paths are re-scored in one batch
 
 Estimators (``estimate_log_z``, from ``PIS``): importance-weighted log Z, ELBO and ESS from
 fresh on-policy paths, EUBO from exact target samples; ``learned_log_z`` is log Z (TB) or
-log F(0, 0) (flow losses). Deviation from the reference code: it takes one Adam step per
-PATH (a batch of 256 paths = 256 updates per iteration); logz takes one step per batch.
+log F(0, 0) (flow losses). The reference code takes one Adam step per PATH (a batch of 256
+paths = 256 updates per iteration); logz takes one step per batch unless ``minibatches`` asks
+for more (``minibatches=batch_size`` is the reference's schedule).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class DGFS(PIS):
             ``local_search_every`` iterations (needs replay); step size starts at
             ``local_search_step_size`` and adapts to ``target_acceptance``.
         log_reward_min: log R is clamped below at this value in the losses (reference: -1e6).
+        minibatches: Adam updates per iteration, each on every ``minibatches``-th path of the
+            iteration's (detached) batch; 1: one update on the whole batch. The reference code
+            makes one update per PATH (``minibatches=batch_size``): 256 updates per iteration.
         flow: a custom module ``flow(x Tensor[M, dim], t Tensor[M]) -> Tensor[M]`` giving the
             whole log F (no interpolation added) instead of the default parameterisation.
         **config: other ``PIS`` options (drift, control, grad_clip, lr_schedule, eval_every,
@@ -116,7 +120,7 @@ class DGFS(PIS):
                  local_search: bool = False, local_search_every: int = 100,
                  local_search_steps: int = 200, local_search_step_size: float = 1e-3,
                  target_acceptance: float = 0.574, log_reward_min: float = -1e6,
-                 flow: Optional[nn.Module] = None, seed: int = 0, **config: Any):
+                 flow: Optional[nn.Module] = None, minibatches: int = 1, seed: int = 0, **config: Any):
         for key in ("diffusion", "T", "lr", "grad_checkpoint_steps", "differentiate_score"):
             if key in config:
                 raise ValueError(f"DGFS has no {key!r} option (use sigma, dt, num_steps, lr_policy, lr_flow)")
@@ -140,9 +144,15 @@ class DGFS(PIS):
         _check("local_search_step_size", local_search_step_size > 0, local_search_step_size, "> 0")
         _check("target_acceptance", 0 < target_acceptance < 1, target_acceptance, "in (0, 1)")
         _check("lr_flow", isinstance(lr_flow, (int, float)) and lr_flow > 0, lr_flow, "> 0")
+        _check("minibatches", _is_int(minibatches) and 1 <= minibatches <= batch_size, minibatches,
+               "an integer in [1, batch_size]")
         super().__init__(target, diffusion=sigma, T=float(num_steps * dt), num_steps=num_steps,
                          hidden=hidden, layers=layers, loss="vargrad", lr=lr_policy, batch_size=batch_size,
                          grad_clip=grad_clip, weight_decay=weight_decay, seed=seed, **config)
+        if minibatches > 1 and self.shard.active:
+            raise ValueError("DGFS minibatches > 1 runs in one process only (distributed training "
+                             "averages one update per iteration over ranks)")
+        self.minibatches = int(minibatches)
         self.loss, self.sigma, self.dt = loss, float(sigma), float(dt)
         self.subtb_lambda, self.subtb_pairs = float(subtb_lambda), subtb_pairs
         self.exploration, self.exploration_decay_iterations = float(exploration), exploration_decay_iterations
@@ -185,7 +195,8 @@ class DGFS(PIS):
             modules["flow"] = self.log_z_param
         old = self.trainer  # PIS built a trainer for the drift alone: rebuild with the flow
         fingerprint = {**old.fingerprint, "loss": loss, "sigma": self.sigma, "dt": self.dt,
-                       "custom_flow": flow is not None, "replay": bool(replay)}
+                       "custom_flow": flow is not None, "replay": bool(replay),
+                       **({"minibatches": self.minibatches} if self.minibatches > 1 else {})}
         self.trainer = _Trainer(
             modules, self._step, lr={"control": lr_policy, "flow": lr_flow} if len(modules) > 1 else lr_policy,
             weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=old.lr_schedule,
@@ -300,9 +311,15 @@ class DGFS(PIS):
         self.buffer.add(res.x, res.log_prob)
 
     def _step(self, iteration: int) -> dict[str, Tensor]:
-        states, n_fwd, controls = self._behaviour_paths_and_controls(iteration)
+        K = self.minibatches
+        if K == 1:
+            states, n_fwd, controls = self._behaviour_paths_and_controls(iteration)
+        else:  # the drift is re-evaluated per minibatch, after the previous update
+            states, n_fwd = self._behaviour_paths(iteration)
+            controls = None
         with torch.no_grad():
             N1, B, d = states.shape
+            log_r_all = None
             if self.flow is not None:  # log R at every state, one batched call
                 log_r_all = self._log_reward_all(states.reshape(N1 * B, d)).view(N1, B)
                 log_r = log_r_all[-1]
@@ -310,6 +327,40 @@ class DGFS(PIS):
                 log_r = self._log_reward_all(states[-1])
             if self.buffer is not None:
                 self.buffer.add(states[-1, :n_fwd], log_r[:n_fwd])
+        if K == 1:
+            loss, learned, log_w = self._loss(states, controls, log_r_all, log_r)
+            fwd = torch.cat([torch.arange(n_fwd, device=self.device) + r * B for r in range(self.shard.world_size)])
+            log_w = log_w[fwd]
+        else:
+            # K Adam updates, each on every K-th path (forward and replayed paths mixed alike);
+            # K = batch_size is the reference code's one update per path
+            log_w = torch.empty(B, dtype=self.dtype, device=self.device)
+            for k in range(K):
+                cols = torch.arange(k, B, K, device=self.device)
+                loss, learned, lw = self._loss(states[:, cols], None,
+                                               None if log_r_all is None else log_r_all[:, cols], log_r[cols])
+                log_w[cols] = lw
+                if k < K - 1:
+                    self.trainer.apply(loss)
+            log_w = log_w[:n_fwd]
+        out: dict[str, Tensor] = {"loss": loss}
+        if learned is not None:
+            out["learned_log_z"] = learned
+        with torch.no_grad():  # batch estimates: only meaningful for on-policy forward paths
+            n = log_w.numel()
+            on_policy = self.noise_scale(iteration) == 1.0 and n >= 2
+            nan = log_w.new_tensor(math.nan)
+            out["log_z"] = _log_mean_exp(log_w) if on_policy else nan
+            out["elbo"] = log_w.mean() if on_policy else nan
+            out["ess"] = (torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / n
+                          if on_policy else nan)
+        return out
+
+    def _loss(self, states: Tensor, controls: Optional[Tensor], log_r_all: Optional[Tensor],
+              log_r: Tensor) -> tuple[Tensor, Optional[Tensor], Tensor]:
+        """The configured loss of paths states Tensor[N+1, b, dim] (divided by dim^2 as the
+        reference code divides every residual by dim), the loss's own log Z (or None), and
+        every gathered path's log-weight log R + sum log P_B - sum log P_F (detached, Tensor[b_global])."""
         log_pf, log_pb = self.step_log_densities(states, controls)
         N = self.num_steps
         rows = [log_pf, log_pb, log_r[None]]
@@ -319,34 +370,22 @@ class DGFS(PIS):
         # (logz.distributed); ranks' columns come rank by rank, forward paths first in each
         gathered = self.shard.gather(torch.cat(rows), dim=1)
         log_pf, log_pb, log_r = gathered[:N], gathered[N:2 * N], gathered[2 * N]
-        fwd = torch.cat([torch.arange(n_fwd, device=self.device) + r * B for r in range(self.shard.world_size)])
-        out: dict[str, Tensor] = {}
+        learned = None
         if self.flow is not None:
             log_f = torch.cat([gathered[2 * N + 1:], log_r[None]])
+            learned = log_f[0, 0].detach()  # every path starts at x_0 = 0, t = 0
         if self.loss == "subtb":
             loss = losses.subtb_loss(log_pf, log_pb, log_f, weights=self.subtb_weights,
                                      num_pairs=self.subtb_pairs, generator=self.generator)
-            out["learned_log_z"] = log_f[0, 0].detach()  # every path starts at x_0 = 0, t = 0
         elif self.loss == "db":
             loss = losses.detailed_balance_loss(log_pf, log_pb, log_f)
-            out["learned_log_z"] = log_f[0, 0].detach()
         elif self.loss == "tb":
             loss = losses.trajectory_balance_loss(log_pf, log_pb, log_r, self.log_z_param())
-            out["learned_log_z"] = self.log_z_param().detach()
+            learned = self.log_z_param().detach()
         else:
             loss = losses.vargrad_path_loss(log_pf, log_pb, log_r)
-        # the reference code divides every residual by dim (here: the squared loss by dim^2)
-        out["loss"] = loss / self.dim ** 2
-        with torch.no_grad():  # batch estimates: only meaningful for on-policy forward paths
-            log_w = (log_r + log_pb.sum(0) - log_pf.sum(0))[fwd]
-            n = len(fwd)
-            on_policy = self.noise_scale(iteration) == 1.0 and n >= 2
-            nan = log_w.new_tensor(math.nan)
-            out["log_z"] = _log_mean_exp(log_w) if on_policy else nan
-            out["elbo"] = log_w.mean() if on_policy else nan
-            out["ess"] = (torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / n
-                          if on_policy else nan)
-        return out
+        log_w = (log_r + log_pb.sum(0) - log_pf.sum(0)).detach()
+        return loss / self.dim ** 2, learned, log_w
 
     # --- state beyond the networks ----------------------------------------------------------
     def _extra_state(self) -> dict:

@@ -226,11 +226,7 @@ class Trainer:
                     raise ValueError(f"the loss is {float(loss.detach())}")
                 if loss.requires_grad:
                     loss.backward()
-            self.shard.average_gradients(self.params)
-            max_norm = self.grad_clip if self.grad_clip is not None else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
-            if not math.isfinite(grad_norm):
-                raise ValueError(f"the gradient norm is {grad_norm}")
+            grad_norm = self._reduce_and_clip()
         except (ValueError, PeerError) as err:
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingError(f"{self.name}: training stopped at iteration {it} "
@@ -238,6 +234,29 @@ class Trainer:
                                 f"{self._checkpoint_note()}") from err
         self.optimizer.step()
         return float(loss.detach()), grad_norm, out
+
+    def _reduce_and_clip(self) -> float:
+        """Average gradients over ranks, clip them; the norm before clipping (ValueError if not finite)."""
+        self.shard.average_gradients(self.params)
+        max_norm = self.grad_clip if self.grad_clip is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        if not math.isfinite(grad_norm):
+            raise ValueError(f"the gradient norm is {grad_norm}")
+        return grad_norm
+
+    def apply(self, loss: Tensor) -> float:
+        """One extra update now, from ``loss`` (backward, clipping, Adam step), for a step that
+        makes several updates per iteration (e.g. DGFS ``minibatches``); the trainer still makes
+        the update of the loss the step returns. Returns the gradient norm before clipping;
+        ValueError on a non-finite loss or gradient (then ``fit`` stops with a TrainingError)."""
+        if not bool(torch.isfinite(loss.detach())):
+            raise ValueError(f"the loss is {float(loss.detach())}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = self._reduce_and_clip()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
 
     def _checkpoint_note(self) -> str:
         if self.last_checkpoint is None:

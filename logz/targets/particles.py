@@ -78,6 +78,26 @@ class ParticleSystem(BaseTarget):
     def remove_com(self, x: Tensor) -> Tensor:
         return remove_com(x, self.n_particles, self.spatial_dim)
 
+    def random_symmetry(self, *tensors: Tensor, generator: Optional[torch.Generator] = None) -> tuple[Tensor, ...]:
+        """Apply one random symmetry of the density per row to every tensor alike: a Haar-random
+        orthogonal map of space (rotation or reflection, about the origin) and a random
+        permutation of the particles. Both leave log_prob unchanged (the pair energies depend
+        on distances only, the restraint on |x_bar|), and they act linearly, so a gradient
+        transforms like a position: ``random_symmetry(x, grad_log_prob(x))`` gives (x', its
+        gradient). Tensors [B, n d] -> tuple of Tensors [B, n d]."""
+        B, n, d = tensors[0].shape[0], self.n_particles, self.spatial_dim
+        ref = tensors[0]
+        gauss = torch.randn(B, d, d, generator=generator, dtype=ref.dtype, device=ref.device)
+        q, r = torch.linalg.qr(gauss)
+        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar (Mezzadri 2007)
+        perm = torch.argsort(torch.rand(B, n, generator=generator, device=ref.device), dim=1)
+        out = []
+        for v in tensors:
+            vs = v.reshape(B, n, d)
+            vs = torch.gather(vs, 1, perm[:, :, None].expand(B, n, d))
+            out.append((vs @ q.transpose(-1, -2)).reshape(B, n * d))
+        return tuple(out)
+
     def distances(self, x: Tensor) -> Tensor:
         return pair_distances(x, self.n_particles, self.spatial_dim)
 
@@ -178,29 +198,46 @@ def plot_particle_metrics(target: ParticleSystem, samples: dict, path: str, bins
 
 
 def mala_reference(target: ParticleSystem, n: int, steps: int = 2000, step_size: float = 1e-3,
-                   init: Optional[Tensor] = None, generator: Optional[torch.Generator] = None) -> tuple[Tensor, float]:
+                   init: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+                   burn_in: Optional[int] = None, target_acceptance: float = 0.6) -> tuple[Tensor, float]:
     """Reference samples by Metropolis-adjusted Langevin on ``n`` parallel chains (float64).
 
-    Returns (samples Tensor[n, D] with the center of mass removed, mean acceptance rate).
-    Chains start from ``init`` or target.init_std * N(0, I); use a long run (``steps``) for a
-    reference and check the acceptance rate (aim 0.5-0.8).
+    Each chain adapts its own step size during the first ``burn_in`` steps (default: half of
+    ``steps``) toward ``target_acceptance``, then keeps it fixed, so every chain is a valid
+    MALA chain afterwards. Per-chain steps matter on particle energies: a chain started with
+    two particles far apart sees gradients of 10^4 and rejects every proposal of a common
+    step size, staying stuck at an energy of thousands, and one such chain dominates an
+    energy-histogram W2 of the whole set.
+
+    Returns (samples Tensor[n, D] with the center of mass removed, mean acceptance rate after
+    burn-in). Chains start from ``init`` or target.init_std * N(0, I).
     """
     from logz.targets.base import log_prob_and_grad
 
+    steps = int(steps)
+    burn_in = steps // 2 if burn_in is None else int(burn_in)
+    if not 0 <= burn_in < steps:
+        raise ValueError(f"need 0 <= burn_in < steps, got burn_in={burn_in}, steps={steps}")
+    if not 0 < target_acceptance < 1:
+        raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance}")
     x = init.double().clone() if init is not None else target.init_std * torch.randn(
         n, target.dim, generator=generator, dtype=torch.float64)
+    h = torch.full((x.shape[0], 1), float(step_size), dtype=torch.float64)
     lp, g = log_prob_and_grad(target, x)
     acc = 0.0
-    for _ in range(int(steps)):
-        prop = x + step_size * g + math.sqrt(2 * step_size) * torch.randn(x.shape, generator=generator,
-                                                                          dtype=torch.float64)
+    for k in range(steps):
+        prop = x + h * g + torch.sqrt(2 * h) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
         lp_p, g_p = log_prob_and_grad(target, prop)
-        fwd = -((prop - x - step_size * g) ** 2).sum(-1) / (4 * step_size)
-        bwd = -((x - prop - step_size * g_p) ** 2).sum(-1) / (4 * step_size)
-        log_alpha = lp_p - lp + bwd - fwd
-        accept = torch.log(torch.rand(n, generator=generator, dtype=torch.float64)) < log_alpha
+        fwd = -((prop - x - h * g) ** 2).sum(-1) / (4 * h[:, 0])
+        bwd = -((x - prop - h * g_p) ** 2).sum(-1) / (4 * h[:, 0])
+        log_alpha = torch.nan_to_num(lp_p - lp + bwd - fwd, nan=-math.inf)
+        accept = torch.log(torch.rand(x.shape[0], generator=generator, dtype=torch.float64)) < log_alpha
         x = torch.where(accept[:, None], prop, x)
         lp = torch.where(accept, lp_p, lp)
         g = torch.where(accept[:, None], g_p, g)
-        acc += float(accept.double().mean())
-    return target.remove_com(x), acc / max(int(steps), 1)
+        if k < burn_in:  # Robbins-Monro on each chain's log step, on its acceptance probability
+            a = log_alpha.clamp(max=0).exp()
+            h = h * torch.exp(0.1 * (a - target_acceptance))[:, None]
+        else:
+            acc += float(accept.double().mean())
+    return target.remove_com(x), acc / (steps - burn_in)

@@ -111,7 +111,7 @@ def test_off_policy_training_is_seeded_and_resumes_bit_identically(diag_gaussian
     (dict(subtb_lambda=0), "subtb_lambda"), (dict(exploration=-1), "exploration"),
     (dict(local_search=True), "local_search"), (dict(replay=True, replay_fraction=1.0), "replay_fraction"),
     (dict(lr_flow=0), "lr_flow"), (dict(lr_policy=-1), "learning rate"), (dict(T=2.0), "T"),
-    (dict(diffusion=1.0), "diffusion"), (dict(loss="tb", flow=torch.nn.Linear(1, 1)), "flow"), (dict(subtb_pairs=0), "subtb_pairs"), (dict(batch_size=1), "batch_size"),
+    (dict(diffusion=1.0), "diffusion"), (dict(minibatches=0), "minibatches"), (dict(minibatches=300), "minibatches"), (dict(loss="tb", flow=torch.nn.Linear(1, 1)), "flow"), (dict(subtb_pairs=0), "subtb_pairs"), (dict(batch_size=1), "batch_size"),
 ])
 def test_bad_config_raises_value_error_naming_it(diag_gaussian, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -167,3 +167,35 @@ def test_short_training_on_2d_gmm_reaches_log_z_within_its_error():
     modes = target.assign_modes(s.sample(2000))
     frac = float((modes == 0).double().mean())
     assert abs(frac - 0.5) < 0.15  # both modes found (a collapsed sampler gives 0 or 1)
+
+
+def test_minibatches_make_that_many_updates_on_interleaved_paths(diag_gaussian):
+    """minibatches=K: K Adam updates per iteration, update k on paths k, k+K, ...; the first
+    update equals the one-update step on those paths alone (same simulation, same seed)."""
+    target = diag_gaussian([0.0, 1.0], [1.0, 1.0])
+    K = 4
+    s = DGFS(target, minibatches=K, seed=0, replay=64, **SMALL)
+    s.fit(2, progress=False)
+    steps = {int(st["step"]) for st in s.trainer.optimizer.state.values()}
+    assert steps == {2 * K}
+    # first update of a minibatch run == loss of the same paths' columns, before any update
+    a = DGFS(target, minibatches=K, seed=5, **SMALL)
+    b = DGFS(target, seed=5, **SMALL)
+    states, _ = b._behaviour_paths(0)
+    cols = torch.arange(0, SMALL["batch_size"], K)
+    with torch.no_grad():
+        log_r_all = b._log_reward_all(states.reshape(-1, 2)).view(states.shape[:2])
+    loss_cols, _, _ = b._loss(states[:, cols], None, log_r_all[:, cols], log_r_all[-1, cols])
+    losses_seen = []
+    orig_apply = a.trainer.apply
+    a.trainer.apply = lambda loss: (losses_seen.append(float(loss.detach())), orig_apply(loss))[1]
+    a.fit(1, progress=False)
+    assert len(losses_seen) == K - 1
+    assert losses_seen[0] == pytest.approx(float(loss_cols), rel=1e-5)
+
+
+def test_minibatch_training_reaches_log_z_within_its_error(diag_gaussian):
+    target = diag_gaussian([1.0, -0.5], [0.5, 1.5], log_Z=1.3)
+    s = DGFS(target, num_steps=20, dt=0.05, batch_size=64, minibatches=4, lr_policy=3e-4, lr_flow=3e-3,
+             hidden=32, seed=0)
+    _check_training(s, target, 100)
