@@ -191,7 +191,7 @@ def test_minibatches_make_that_many_updates_on_interleaved_paths(diag_gaussian):
     a.trainer.apply = lambda loss: (losses_seen.append(float(loss.detach())), orig_apply(loss))[1]
     a.fit(1, progress=False)
     assert len(losses_seen) == K - 1
-    assert losses_seen[0] == pytest.approx(float(loss_cols), rel=1e-5)
+    assert losses_seen[0] == pytest.approx(float(loss_cols.detach()), rel=1e-5)
 
 
 def test_minibatch_training_reaches_log_z_within_its_error(diag_gaussian):
