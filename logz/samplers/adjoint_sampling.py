@@ -70,7 +70,7 @@ class AdjointSampling:
         target: object with ``dim`` and differentiable ``log_prob``.
         sigma_min, sigma_max: geometric noise schedule; X_T ~ N(0, (sigma_max^2 - sigma_min^2) I)
             under the base (default 0.01 and 3 * target.init_std, at least 1; a generous guess:
-            on DW-4 that is 6, and 2 does far better, log Z 20.87 +- 0.07 against 10.9 +- 0.7).
+            on DW-4 that is 6, a base three times wider than the target; the benchmark uses 2).
         T: horizon (1). num_steps: steps of the simulations (100). grid_power: p of the
             time grid T (1 - (1 - k/N)^p), dense near T where sigma is largest (1: uniform).
         hidden, layers: network size (``FourierMLP``, zero-initialized output).
