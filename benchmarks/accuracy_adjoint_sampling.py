@@ -30,22 +30,12 @@ import time
 
 import torch
 
+from logz.bench.metrics import energy_histogram_w2
 from logz.samplers.adjoint_sampling import AdjointSampling
 from logz.samplers.estimators import estimate_from_log_weights
 from logz.targets.particles import dw4, energy_w2, mala_reference, plot_particle_metrics, sample_w2
 
 PUBLISHED = {"adjoint_sampling": {"sample_w2": 0.62, "energy_w2": 0.55}, "pis": {"sample_w2": 0.68, "energy_w2": 0.65}}
-
-
-def bootstrap_energy_w2(e_model: torch.Tensor, e_ref: torch.Tensor, reps: int = 200, seed: int = 0) -> float:
-    """Standard error of energy_w2 by resampling both sets."""
-    g = torch.Generator().manual_seed(seed)
-    vals = []
-    for _ in range(reps):
-        a = e_model[torch.randint(len(e_model), (len(e_model),), generator=g)]
-        b = e_ref[torch.randint(len(e_ref), (len(e_ref),), generator=g)]
-        vals.append(energy_w2(a, b))
-    return float(torch.tensor(vals).std())
 
 
 def main(argv=None) -> int:
@@ -94,9 +84,10 @@ def main(argv=None) -> int:
         idx = torch.multinomial(torch.softmax(log_w.double(), 0), n, replacement=True,
                                 generator=torch.Generator().manual_seed(seed))
         x_rw, e_rw = x[idx], e[idx]
+        ew2 = energy_histogram_w2(x, ref_a, target.potential, seed=seed)  # value and bootstrap stderr
         row = {"seed": seed, "iterations": args.iterations, "train_seconds": train_s,
                "it_per_s": args.iterations / train_s,
-               "energy_w2": energy_w2(e, e_ref), "energy_w2_stderr": bootstrap_energy_w2(e, e_ref, seed=seed),
+               "energy_w2": ew2.value, "energy_w2_stderr": ew2.stderr,
                "sample_w2": sample_w2(x[:1000], ref_a[:1000]),
                "energy_w2_reweighted": energy_w2(e_rw, e_ref),
                "sample_w2_reweighted": sample_w2(x_rw[:1000], ref_a[:1000]),
