@@ -70,7 +70,8 @@ class PIS:
         control: a custom control network u(x, t) -> Tensor[B, dim] (nn.Module; t is 0-dim
             or Tensor[B]) instead of the default ``GradientDrift``.
         loss: "kl" or "vargrad". lr: Adam learning rate. batch_size: paths per iteration.
-        grad_clip: max gradient norm (None: off). lr_schedule: factor(iteration) or None.
+        grad_clip: max gradient norm (None: off). lr_schedule: factor(iteration), a
+            ``training.make_schedule`` mapping (``{"kind": "cosine", "total": 5000}``) or None.
         weight_decay: Adam weight decay. exploration: noise multiplier of the behaviour
             process for "vargrad" (1 = on-policy).
         grad_checkpoint_steps: time steps per recomputed chunk ("kl": gradient

@@ -98,6 +98,28 @@ def cosine_schedule(total: int, final_factor: float = 0.0, warmup: int = 0) -> C
     return factor
 
 
+SCHEDULES = {"cosine": cosine_schedule}
+
+
+def make_schedule(spec) -> Optional[Callable[[int], float]]:
+    """A learning-rate factor from ``spec``: None, a callable ``factor(iteration)``, or a
+    plain mapping such as ``{"kind": "cosine", "total": 5000, "final_factor": 0.01}`` (JSON-able,
+    so benchmark budgets and records can carry it)."""
+    if spec is None or callable(spec):
+        return spec
+    if isinstance(spec, Mapping):
+        kwargs = dict(spec)
+        kind = kwargs.pop("kind", None)
+        if kind not in SCHEDULES:
+            raise ValueError(f"lr_schedule kind must be one of {sorted(SCHEDULES)}, got {kind!r}")
+        try:
+            return SCHEDULES[kind](**kwargs)
+        except TypeError as e:
+            raise ValueError(f"bad lr_schedule {dict(spec)!r}: {e}") from None
+    raise ValueError(f"lr_schedule must be None, a callable factor(iteration) or a mapping "
+                     f"with a 'kind', got {spec!r}")
+
+
 def _positive_int_or_none(name: str, v) -> Optional[int]:
     if v is None:
         return None
@@ -117,7 +139,8 @@ class Trainer:
         lr: learning rate, or one per module name.
         weight_decay: Adam (L2) weight decay.
         grad_clip: max total gradient norm (None: no clipping).
-        lr_schedule: ``factor(iteration) -> float`` multiplying every learning rate.
+        lr_schedule: ``factor(iteration) -> float`` multiplying every learning rate, or a
+            mapping for :func:`make_schedule` (e.g. ``{"kind": "cosine", "total": 5000}``).
         generators: RNG streams to checkpoint, by name.
         evaluate: ``() -> LogZEstimate``, run every ``eval_every`` iterations.
         checkpoint_every / checkpoint_path: write a checkpoint every so many iterations.
@@ -129,7 +152,7 @@ class Trainer:
     def __init__(self, modules: Mapping[str, nn.Module], step: Step, *,
                  lr: Union[float, Mapping[str, float]] = 1e-3, weight_decay: float = 0.0,
                  grad_clip: Optional[float] = 1.0,
-                 lr_schedule: Optional[Callable[[int], float]] = None,
+                 lr_schedule: Union[None, Callable[[int], float], Mapping[str, Any]] = None,
                  generators: Optional[Mapping[str, torch.Generator]] = None,
                  evaluate: Optional[Callable[[], LogZEstimate]] = None, eval_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
@@ -159,7 +182,7 @@ class Trainer:
         self.base_lrs = [float(lrs[k]) for k in self.modules]
         self.optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
         self.grad_clip = grad_clip
-        self.lr_schedule = lr_schedule
+        self.lr_schedule = make_schedule(lr_schedule)
         self.generators = dict(generators or {})
         self.evaluate = evaluate
         self.checkpoint_path = checkpoint_path

@@ -150,3 +150,17 @@ def test_float64_training_runs_and_checkpoints(diag_gaussian, tmp_path):
     s.save(tmp_path / "c.pt")
     with pytest.raises(ValueError, match="dtype"):
         DDS(target, **SMALL).load(tmp_path / "c.pt")
+
+
+def test_make_schedule_from_a_mapping_and_its_errors():
+    from logz.samplers.training import cosine_schedule, make_schedule
+    f = make_schedule({"kind": "cosine", "total": 10, "final_factor": 0.1})
+    g = cosine_schedule(10, final_factor=0.1)
+    assert [f(i) for i in range(12)] == [g(i) for i in range(12)]
+    assert make_schedule(None) is None and make_schedule(g) is g
+    with pytest.raises(ValueError, match="kind"):
+        make_schedule({"kind": "linear", "total": 10})
+    with pytest.raises(ValueError, match="bad lr_schedule"):
+        make_schedule({"kind": "cosine", "steps": 10})
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        make_schedule(0.5)
