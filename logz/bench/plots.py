@@ -6,7 +6,9 @@
   true log Z) per learned sampler, one line per seed;
 - ``samples_<target>.png``: model samples (first two coordinates) over the density's
   contours (2-D targets) or over exact target samples (higher dimensions);
-- ``energy_<target>.png``: histograms of the energy -log p~ of model and exact samples.
+- ``energy_<target>.png``: histograms of the energy -log p~ of model and exact samples;
+- ``modes_<target>.png``: per-mode occupation (Many-Well: per pair, the right-well fraction)
+  of each sampler (mean over seeds, seed range as error bars) against the exact weights.
 """
 
 from __future__ import annotations
@@ -217,6 +219,38 @@ def energy_plot(target_name: str, records: Sequence[dict], store: ResultStore, p
     return _save(fig, path)
 
 
+def mode_plot(target_name: str, records: Sequence[dict], path: Path) -> Optional[Path]:
+    """Per-mode occupation of each sampler against the exact weights (from the records' metrics)."""
+    rows = [r for r in _ok(records) if r.get("metrics", {}).get("mode_coverage", {}).get("fractions")]
+    if not rows:
+        return None
+    plt = _plt()
+    by_sampler = _by(rows, "sampler")
+    expected = rows[0]["metrics"]["mode_coverage"]["expected"]
+    K = len(expected)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * K + 2), 3.6))
+    width = 0.8 / max(len(by_sampler), 1)
+    for k, (sampler, rs) in enumerate(by_sampler.items()):
+        f = torch.tensor([r["metrics"]["mode_coverage"]["fractions"] for r in rs], dtype=torch.float64)
+        mean, lo, hi = f.mean(0), f.min(0).values, f.max(0).values
+        pos = torch.arange(K) - 0.4 + width * (k + 0.5)
+        ax.bar(pos.numpy(), mean.numpy(), width=width, color=f"C{k}", alpha=0.8,
+               yerr=torch.stack([mean - lo, hi - mean]).numpy(), capsize=1.5,
+               label=f"{sampler} ({len(rs)} seed{'s' if len(rs) > 1 else ''})")
+    p = torch.tensor(expected, dtype=torch.float64)
+    se = torch.tensor(rows[0]["metrics"]["mode_coverage"]["fraction_stderr"], dtype=torch.float64)
+    ax.errorbar(torch.arange(K).numpy(), p.numpy(), xerr=0.45, yerr=(2 * se).numpy(), fmt="none",
+                ecolor="k", lw=1.2, label="exact (± 2 binomial stderr)")
+    many_well = target_name.startswith("manywell")
+    ax.set_xticks(range(K))
+    ax.set_xlabel("double-well pair" if many_well else "mode")
+    ax.set_ylabel("fraction in the right well" if many_well else "fraction of samples")
+    ax.set_title(f"{target_name}: mode occupation vs exact weights (bars: mean over seeds, range)", fontsize=9)
+    ax.legend(fontsize=7, ncol=len(by_sampler) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def make_plots(records: Sequence[dict], out: PathLike) -> list[Path]:
     """Every plot of the module for the given records, written as PNG into ``out``; returns the paths."""
     out = Path(out)
@@ -226,7 +260,8 @@ def make_plots(records: Sequence[dict], out: PathLike) -> list[Path]:
         paths.append(training_plot(target, rs, out / f"training_{target}.png"))
         paths.append(samples_plot(target, rs, store, out / f"samples_{target}.png"))
         paths.append(energy_plot(target, rs, store, out / f"energy_{target}.png"))
+        paths.append(mode_plot(target, rs, out / f"modes_{target}.png"))
     return [p for p in paths if p is not None]
 
 
-__all__ = ["make_plots", "log_z_error_plot", "training_plot", "samples_plot", "energy_plot"]
+__all__ = ["make_plots", "log_z_error_plot", "training_plot", "samples_plot", "energy_plot", "mode_plot"]

@@ -13,10 +13,13 @@ figures are citations (REFERENCE.md), labelled with their source and marked
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
+
+import torch
 
 from logz.bench.budgets import DGFS_LR_NOTE
 from logz.bench.runner import PathLike, ResultStore, save_atomic
@@ -149,6 +152,36 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     return lines + [""]
 
 
+def mode_table(target: str, records: Sequence[dict]) -> list[str]:
+    """Markdown lines comparing each sampler's per-mode occupation with the exact weights
+    (Many-Well: per double-well pair, the fraction of samples in the right well); [] when
+    no record stored per-mode fractions."""
+    rows = [r for r in records if r.get("status") == "ok"
+            and r.get("metrics", {}).get("mode_coverage", {}).get("fractions")]
+    if not rows:
+        return []
+    many_well = target.startswith("manywell")
+    what = "right-well fraction per pair" if many_well else "weight per mode"
+    expected = rows[0]["metrics"]["mode_coverage"]["expected"]
+    exact = (f"{min(expected):.3f}" if max(expected) - min(expected) < 1e-12
+             else f"{min(expected):.3f} to {max(expected):.3f}")
+    lines = [f"Mode occupation ({what}; exact {exact}; seeds pooled by averaging fractions; "
+             "coverage = share of modes visited, on Many-Well of pairs with both wells visited; "
+             "|z| = |fraction - exact| / binomial stderr at the exact weight):", "",
+             "| sampler | seeds | coverage | fractions, min to max | mean \\|fraction - exact\\| "
+             "| max \\|z\\| | modes with \\|z\\| > 3 |", "|---|---|---|---|---|---|---|"]
+    for sampler in sorted({r["sampler"] for r in rows}):
+        mcs = [r["metrics"]["mode_coverage"] for r in rows if r["sampler"] == sampler]
+        frac = torch.tensor([m["fractions"] for m in mcs], dtype=torch.float64).mean(0)
+        p = torch.tensor(expected, dtype=torch.float64)
+        se = torch.tensor(mcs[0]["fraction_stderr"], dtype=torch.float64) / math.sqrt(len(mcs))
+        z = (frac - p).abs() / se.clamp_min(1e-300)
+        lines.append(f"| {sampler} | {len(mcs)} | {mean_std(m['coverage'] for m in mcs)} | "
+                     f"{float(frac.min()):.3f} to {float(frac.max()):.3f} | {float((frac - p).abs().mean()):.3f} | "
+                     f"{float(z.max()):.1f} | {int((z > 3).sum())} of {p.numel()} |")
+    return lines + [""]
+
+
 def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> str:
     """The whole report: header (budget, dates, machine, command), a table per target, notes."""
     if not records:
@@ -171,6 +204,7 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
              "mode weights; on Many-Well the mean over pairs of |right-well fraction - exact|).", ""]
     for target in sorted({r["target"] for r in records}):
         lines += target_table(target, [r for r in records if r["target"] == target])
+        lines += mode_table(target, [r for r in records if r["target"] == target])
     notes = [PUBLISHED_NOTE]
     if any(r.get("sampler") in ("dgfs", "tb") for r in records):
         notes.append(DGFS_LR_NOTE)
@@ -218,4 +252,4 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
-           "write_csv", "target_table", "markdown", "write_report"]
+           "write_csv", "target_table", "mode_table", "markdown", "write_report"]

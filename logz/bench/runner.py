@@ -50,8 +50,12 @@ MAX_CURVE_POINTS = 400
 # -- sample metrics ----------------------------------------------------------------------------
 def _mode_coverage(x, exact, target, seed) -> dict:
     mc = M.mode_coverage(x, target, seed=seed)
+    # per-mode occupation (Many-Well: per pair, the right-well fraction) against the exact
+    # weights, so the report can show WHICH modes a sampler misses, not only a summary number
     return {"value": mc.tv.value, "stderr": mc.tv.stderr, "coverage": mc.coverage.value,
-            "coverage_stderr": mc.coverage.stderr, "what": "mode total variation"}
+            "coverage_stderr": mc.coverage.stderr, "what": "mode total variation",
+            "fractions": [float(f) for f in mc.fractions], "expected": [float(p) for p in mc.expected],
+            "fraction_stderr": [float(e) for e in mc.stderr]}
 
 
 #: name -> (needs exact samples, fn(x, exact, target, seed) -> Metric | dict)

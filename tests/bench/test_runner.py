@@ -48,6 +48,10 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert r["true_log_z"] == 0.0 and r["abs_error"] == pytest.approx(abs(r["log_z"]))
     assert len(r["curves"]["loss"]["value"]) == TINY.iterations
     assert {"sliced_w2", "mmd", "energy_w2", "mode_coverage"} <= set(r["metrics"])
+    mc = r["metrics"]["mode_coverage"]  # per-mode occupation against the exact weights
+    assert len(mc["fractions"]) == len(mc["expected"]) == len(mc["fraction_stderr"]) == 9
+    assert sum(mc["fractions"]) == pytest.approx(1.0) and sum(mc["expected"]) == pytest.approx(1.0)
+    assert mc["value"] == pytest.approx(0.5 * sum(abs(f - p) for f, p in zip(mc["fractions"], mc["expected"])))
 
     lines = (out / "results.jsonl").read_text().splitlines()
     assert [json.loads(ln)["cell"] for ln in lines] == run.calls
@@ -56,8 +60,9 @@ def test_tiny_grid_end_to_end_and_resume(tmp_path):
     assert sorted(row["cell"] for row in rows) == sorted(run.calls)
     md = paths["markdown"].read_text()
     assert "## gmm9" in md and f"{PUBLISHED[('pis', 'gmm9')]['value']:g}" in md
+    assert "Mode occupation (weight per mode" in md
     assert {p.name for p in paths["plots"]} == {"log_z_error.png", "training_gmm9.png",
-                                                 "samples_gmm9.png", "energy_gmm9.png"}
+                                                 "samples_gmm9.png", "energy_gmm9.png", "modes_gmm9.png"}
     for p in paths["plots"]:
         assert p.read_bytes()[:8] == PNG_MAGIC
 
@@ -151,6 +156,23 @@ def test_reference_budget_matches_the_papers():
     assert "lr_schedule" not in b.sampler_config("pis", "funnel")
     assert b.sampler_config("dgfs", "gmm9")["dt"] == pytest.approx(0.05)
     assert b.train_iterations("smc") == 0 and b.sampler_config("smc", "funnel") == {}
+
+
+def test_mode_table_flags_a_sampler_that_misses_a_well():
+    from logz.bench.report import mode_table
+
+    def rec(sampler, seed, fractions):
+        n = 2000
+        return {"status": "ok", "sampler": sampler, "seed": seed, "metrics": {"mode_coverage": {
+            "coverage": 1.0, "value": 0.0, "fractions": fractions, "expected": [0.8, 0.8],
+            "fraction_stderr": [(0.8 * 0.2 / n) ** 0.5] * 2}}}
+    se = (0.8 * 0.2 / 2000) ** 0.5
+    lines = mode_table("manywell", [rec("good", 0, [0.8, 0.8 + se]), rec("bad", 0, [0.8, 0.5])])
+    assert lines[0].startswith("Mode occupation (right-well fraction per pair; exact 0.800")
+    row = {ln.split(" | ")[0].strip("| "): ln for ln in lines if ln.startswith("| good") or ln.startswith("| bad")}
+    assert "| 0 of 2 |" in row["good"] and "| 1 of 2 |" in row["bad"]
+    assert "0.500 to 0.800" in row["bad"]
+    assert mode_table("funnel", [{"status": "ok", "sampler": "pis", "metrics": {}}]) == []
 
 
 def test_report_helpers():
