@@ -33,7 +33,7 @@ import torch
 from logz.bench.metrics import energy_histogram_w2
 from logz.samplers.adjoint_sampling import AdjointSampling
 from logz.samplers.estimators import estimate_from_log_weights
-from logz.targets.particles import dw4, energy_w2, mala_reference, plot_particle_metrics, sample_w2
+from logz.targets.particles import dw4, mala_reference, plot_particle_metrics, sample_w2
 
 PUBLISHED = {"adjoint_sampling": {"sample_w2": 0.62, "energy_w2": 0.55}, "pis": {"sample_w2": 0.68, "energy_w2": 0.65}}
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ref_a, ref_b = ref[:n], ref[n:]
     e_ref = target.potential(ref_a)
     floor = {"sample_w2": sample_w2(ref_a[:1000], ref_b[:1000]),
-             "energy_w2": energy_w2(e_ref, target.potential(ref_b))}
+             "energy_w2": energy_histogram_w2(ref_a, ref_b, target.potential).value}
     print(f"MALA reference: {2 * n} chains x {args.reference_steps} steps, acceptance {acc:.2f}, "
           f"{time.perf_counter() - t0:.0f} s; reference-vs-reference floor: sample W2 "
           f"{floor['sample_w2']:.3f}, energy W2 {floor['energy_w2']:.3f}")
@@ -83,13 +83,13 @@ def main(argv=None) -> int:
         # importance resampling (SIR) by the path weights: what the log Z estimate corrects for
         idx = torch.multinomial(torch.softmax(log_w.double(), 0), n, replacement=True,
                                 generator=torch.Generator().manual_seed(seed))
-        x_rw, e_rw = x[idx], e[idx]
+        x_rw = x[idx]
         ew2 = energy_histogram_w2(x, ref_a, target.potential, seed=seed)  # value and bootstrap stderr
         row = {"seed": seed, "iterations": args.iterations, "train_seconds": train_s,
                "it_per_s": args.iterations / train_s,
                "energy_w2": ew2.value, "energy_w2_stderr": ew2.stderr,
                "sample_w2": sample_w2(x[:1000], ref_a[:1000]),
-               "energy_w2_reweighted": energy_w2(e_rw, e_ref),
+               "energy_w2_reweighted": energy_histogram_w2(x_rw, ref_a, target.potential, seed=seed).value,
                "sample_w2_reweighted": sample_w2(x_rw[:1000], ref_a[:1000]),
                "energy_median": float(e.median()), "reference_energy_median": float(e_ref.median()),
                "log_z": est.log_z, "log_z_stderr": est.stderr, "ess": est.ess,

@@ -14,8 +14,9 @@ on the center of mass, -n |x_bar|^2 / (2 com_std^2), which makes the density pro
 ``com_log_z = d/2 log(2 pi com_std^2)``: log Z_subspace = log Z - com_log_z. Metrics are taken
 after removing the center of mass. ``com_std=None`` gives the bare (improper) density.
 
-Metrics: ``sample_w2`` (exact optimal transport between sample sets, POT), ``energy_w2``
-(1-D W2 between energy samples), ``interatomic_distances`` and ``plot_particle_metrics``.
+Metrics: ``sample_w2`` (exact optimal transport between sample sets, POT),
+``interatomic_distances`` and ``plot_particle_metrics``; the energy W2 is
+``logz.bench.metrics.energy_histogram_w2(x, y, target.potential)``.
 """
 
 from __future__ import annotations
@@ -161,16 +162,6 @@ def sample_w2(x: Tensor, y: Tensor, n_particles: Optional[int] = None,
     cost = ot.dist(a, b)  # squared Euclidean
     w = ot.emd2(np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b)), cost, numItermax=1_000_000)
     return float(math.sqrt(max(w, 0.0)))
-
-
-def energy_w2(e1: Tensor, e2: Tensor) -> float:
-    """1-D W2 between two energy samples by the quantile coupling. Tensors [n], [m]."""
-    a, _ = e1.detach().double().cpu().reshape(-1).sort()
-    b, _ = e2.detach().double().cpu().reshape(-1).sort()
-    if a.numel() != b.numel():  # compare on a common grid of quantile levels
-        q = (torch.arange(max(a.numel(), b.numel()), dtype=torch.float64) + 0.5) / max(a.numel(), b.numel())
-        a, b = torch.quantile(a, q), torch.quantile(b, q)
-    return float(((a - b) ** 2).mean().sqrt())
 
 
 def plot_particle_metrics(target: ParticleSystem, samples: dict, path: str, bins: int = 80) -> str:
