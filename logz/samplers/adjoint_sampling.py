@@ -38,14 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from logz.samplers import register
+from logz.samplers._common import _as_dtype
 from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
 from logz.samplers.nets import FourierMLP, TimeScale
 from logz.samplers.training import History, Trainer
 from logz.sde import BrownianReference, GeometricSchedule, integrate, power_grid, uniform_grid
 from logz.sde.adjoint import brownian_bridge, constant_lean_adjoint
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class _WithGradFeature(nn.Module):
@@ -136,7 +135,7 @@ class AdjointSampling:
         if score_clip is not None and not score_clip > 0:
             raise ValueError(f"score_clip must be > 0 or None, got {score_clip}")
         self.target, self.dim = target, int(dim)
-        self.dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+        self.dtype = _as_dtype(dtype)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.T, self.num_steps = float(T), int(num_steps)
         self.batch_size, self.paths_per_refresh = int(batch_size), int(paths_per_refresh)

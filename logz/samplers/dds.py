@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from logz.samplers import register
-from logz.samplers.pis import PIS, _check
+from logz.samplers._common import _check
+from logz.samplers.pis import PIS
 from logz.sde import CosineSchedule, LinearReference, Schedule, VPReference
 from logz.sde.schedules import Time, _as_tensor
 

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from logz.samplers import losses, register
 from logz.samplers.nets import FourierMLP, GridControl
-from logz.samplers.pis import PIS, _check, _is_int, _log_mean_exp
+from logz.samplers._common import _check, _is_int, _log_mean_exp
+from logz.samplers.pis import PIS
 from logz.samplers.replay import ReplayBuffer, mala
 from logz.samplers.training import Trainer
 from logz.sde import path_log_densities
