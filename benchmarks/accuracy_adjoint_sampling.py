@@ -16,6 +16,7 @@ systems, with the center of mass removed:
 
     python benchmarks/accuracy_adjoint_sampling.py                     # 3 seeds, defaults
     python benchmarks/accuracy_adjoint_sampling.py --iterations 2000 --seeds 0
+    python benchmarks/accuracy_adjoint_sampling.py --network egnn --layers 3 --out runs/as_dw4_egnn
 
 Published (Havens et al. 2025, equivariant network; REFERENCE.md): DW-4 sample W2 0.62,
 energy W2 0.55; PIS 0.68 / 0.65. Writes ``<out>/results.json`` and ``<out>/dw4_*.png``.
@@ -45,6 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--sigma-max", type=float, default=2.0)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--network", choices=["mlp", "egnn"], default="mlp",
+                   help="FourierMLP or the E(n)-equivariant EGNN (layers = message-passing layers)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--reference-steps", type=int, default=4000)
     p.add_argument("--symmetrize", action=argparse.BooleanOptionalAction, default=None,
@@ -72,6 +75,7 @@ def main(argv=None) -> int:
     rows = []
     for seed in args.seeds:
         s = AdjointSampling(target, sigma_max=args.sigma_max, hidden=args.hidden, layers=args.layers, seed=seed,
+                           network=args.network,
                            symmetrize=args.symmetrize, grad_feature=args.grad_feature)
         t1 = time.perf_counter()
         s.fit(args.iterations, progress=True)

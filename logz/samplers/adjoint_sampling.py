@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from logz.samplers import register
 from logz.samplers._common import _as_dtype
+from logz.samplers.egnn import EGNN
 from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
 from logz.samplers.nets import FourierMLP, TimeScale
 from logz.samplers.training import History, Trainer
@@ -72,7 +73,12 @@ class AdjointSampling:
             on DW-4 that is 6, a base three times wider than the target; the benchmark uses 2).
         T: horizon (1). num_steps: steps of the simulations (100). grid_power: p of the
             time grid T (1 - (1 - k/N)^p), dense near T where sigma is largest (1: uniform).
-        hidden, layers: network size (``FourierMLP``, zero-initialized output).
+        hidden, layers: network size: the FourierMLP's hidden layers, or the EGNN's
+            message-passing layers (zero-initialized output either way).
+        network: "mlp" (default): ``FourierMLP`` on the flat state; "egnn": the E(n)-equivariant
+            graph network of ``logz.samplers.egnn`` (particle targets, with ``n_particles`` and
+            ``spatial_dim``), equivariant to rotations, reflections and particle permutations
+            by construction, as in the paper.
         parameterization: "adjoint" (default): the network A(x, t) estimates the lean adjoint
             E[grad g(X_T) | X_t = x] and the control is u = -sigma(t) A, regressed by
             |A(X_t, t) - grad g(X_T)|^2; "control": the network is u itself, regressed by the
@@ -109,6 +115,7 @@ class AdjointSampling:
 
     def __init__(self, target, *, sigma_min: float = 0.01, sigma_max: Optional[float] = None,
                  T: float = 1.0, num_steps: int = 100, grid_power: float = 2.0, hidden: int = 64, layers: int = 2,
+                 network: str = "mlp",
                  parameterization: str = "adjoint", time_sampling: str = "variance",
                  symmetrize: Optional[bool] = None, grad_feature: Optional[bool] = None,
                  lr: float = 1e-3, batch_size: int = 256, paths_per_refresh: int = 256,
@@ -132,6 +139,11 @@ class AdjointSampling:
             raise ValueError(f"time_sampling must be 'variance' or 'uniform', got {time_sampling!r}")
         if parameterization not in ("adjoint", "control"):
             raise ValueError(f"parameterization must be 'adjoint' or 'control', got {parameterization!r}")
+        if network not in ("mlp", "egnn"):
+            raise ValueError(f"network must be 'mlp' or 'egnn', got {network!r}")
+        if network == "egnn" and not (hasattr(target, "n_particles") and hasattr(target, "spatial_dim")):
+            raise ValueError(f"network='egnn' needs a particle target (n_particles, spatial_dim); "
+                             f"{target_name(target)!r} has none")
         if score_clip is not None and not score_clip > 0:
             raise ValueError(f"score_clip must be > 0 or None, got {score_clip}")
         self.target, self.dim = target, int(dim)
@@ -162,7 +174,10 @@ class AdjointSampling:
         self.var_T = float(self.schedule.cumulative(self.T))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.control = FourierMLP(self.dim, hidden=hidden, layers=layers, T=self.T, zero_init=True)
+            if network == "egnn":
+                self.control = EGNN(target.n_particles, target.spatial_dim, hidden=hidden, layers=layers, T=self.T)
+            else:
+                self.control = FourierMLP(self.dim, hidden=hidden, layers=layers, T=self.T, zero_init=True)
             if grad_feature is None:
                 grad_feature = parameterization == "adjoint"
             if grad_feature:
@@ -177,7 +192,8 @@ class AdjointSampling:
         self._buf_g = torch.empty(0, self.dim, dtype=self.dtype, device=self.device)
         fingerprint = {"sampler": self.name, "target": target_name(target), "dim": self.dim,
                        "hidden": int(hidden), "layers": int(layers), "dtype": str(self.dtype),
-                       "parameterization": parameterization, "symmetrize": self.symmetry is not None, "grad_feature": bool(grad_feature)}
+                       "parameterization": parameterization, "symmetrize": self.symmetry is not None,
+                       "grad_feature": bool(grad_feature), **({"network": network} if network != "mlp" else {})}
         self.trainer = Trainer(
             {"control": self.control}, self._step, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
             generators={"train": self.generator, "eval": self.eval_generator},
