@@ -152,6 +152,34 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     return lines + [""]
 
 
+#: display order of samplers in the summary (others follow alphabetically)
+SAMPLER_ORDER = ("smc", "ais", "pis", "dds", "dgfs", "tb")
+#: display order of targets in the summary (others follow alphabetically)
+DEFAULT_ORDER = {"gmm9": 0, "funnel": 1, "manywell": 2}
+
+
+def summary_table(records: Sequence[dict]) -> list[str]:
+    """One compact markdown table over every target (the README's): per (target, sampler) the
+    |log Z error| mean ± std over seeds, the signed errors, ESS, mode TV, the published
+    figure and whether logz is at or below it."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("abs_error") is not None]
+    if not ok:
+        return []
+    rank = {s: i for i, s in enumerate(SAMPLER_ORDER)}
+    lines = ["| target | sampler | seeds | \\|log Z error\\| (mean ± std) | signed errors | ESS | mode TV "
+             "| published \\|error\\| | at or below? |", "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["target"], r["sampler"]) for r in ok},
+                  key=lambda k: (DEFAULT_ORDER.get(k[0], 99), k[0], rank.get(k[1], 99), k[1]))
+    for target, sampler in keys:
+        rs = sorted((r for r in ok if (r["target"], r["sampler"]) == (target, sampler)), key=lambda r: r["seed"])
+        abs_err = [r["abs_error"] for r in rs]
+        tv = mean_std((r.get("metrics", {}).get("mode_coverage", {}).get("value") for r in rs))
+        lines.append(f"| {target} | {sampler} | {len(rs)} | {mean_std(abs_err)} | "
+                     f"{', '.join(format(r['error'], '+.3f') for r in rs)} | {mean_std(r.get('ess') for r in rs)} | "
+                     f"{tv} | {published_cell(sampler, target)} | {verdict(sampler, target, _mean(abs_err))} |")
+    return lines + [""]
+
+
 def mode_table(target: str, records: Sequence[dict]) -> list[str]:
     """Markdown lines comparing each sampler's per-mode occupation with the exact weights
     (Many-Well: per double-well pair, the fraction of samples in the right well); [] when
@@ -202,6 +230,9 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
              "ELBO gap = log Z − ELBO; peak MiB = peak process RSS (CPU) or CUDA allocation during the cell; "
              "metric columns compare model samples with exact target samples (mode TV: total variation of the "
              "mode weights; on Many-Well the mean over pairs of |right-well fraction - exact|).", ""]
+    summary = summary_table(records)
+    if summary:
+        lines += ["## Summary", ""] + summary
     for target in sorted({r["target"] for r in records}):
         lines += target_table(target, [r for r in records if r["target"] == target])
         lines += mode_table(target, [r for r in records if r["target"] == target])
@@ -252,4 +283,4 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
-           "write_csv", "target_table", "mode_table", "markdown", "write_report"]
+           "write_csv", "summary_table", "target_table", "mode_table", "markdown", "write_report"]

@@ -175,6 +175,22 @@ def test_mode_table_flags_a_sampler_that_misses_a_well():
     assert mode_table("funnel", [{"status": "ok", "sampler": "pis", "metrics": {}}]) == []
 
 
+def test_summary_table_orders_rows_and_marks_the_published_comparison():
+    from logz.bench.report import summary_table
+
+    def rec(target, sampler, seed, error):
+        return {"status": "ok", "target": target, "sampler": sampler, "seed": seed, "error": error,
+                "abs_error": abs(error), "ess": 0.5, "metrics": {}}
+    pub = PUBLISHED[("dgfs", "gmm9")]["value"]
+    lines = summary_table([rec("manywell", "pis", 0, 0.1), rec("gmm9", "dgfs", 1, -2 * pub),
+                           rec("gmm9", "dgfs", 0, 0.5 * pub), rec("gmm9", "smc", 0, 0.01)])
+    rows = [ln.split(" | ")[:3] for ln in lines[2:] if ln]
+    assert rows == [["| gmm9", "smc", "1"], ["| gmm9", "dgfs", "2"], ["| manywell", "pis", "1"]]
+    dgfs = lines[3]
+    assert f"{0.5 * pub:+.3f}, {-2 * pub:+.3f}" in dgfs and dgfs.endswith("| no |")
+    assert summary_table([{"status": "failed"}]) == []
+
+
 def test_report_helpers():
     assert mean_std([1.0, 3.0]) == "2.000 ± 1.414" and mean_std([None]) == "" and mean_std([0.5]) == "0.500"
     pub = PUBLISHED[("pis", "gmm9")]["value"]
