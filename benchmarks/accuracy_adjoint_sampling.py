@@ -16,7 +16,7 @@ systems, with the center of mass removed:
 
     python benchmarks/accuracy_adjoint_sampling.py                     # 3 seeds, defaults
     python benchmarks/accuracy_adjoint_sampling.py --iterations 2000 --seeds 0
-    python benchmarks/accuracy_adjoint_sampling.py --network egnn --layers 3 --out runs/as_dw4_egnn
+    python benchmarks/accuracy_adjoint_sampling.py --network mlp --out runs/as_dw4_mlp   # plain MLP
 
 Published (Havens et al. 2025, equivariant network; REFERENCE.md): DW-4 sample W2 0.62,
 energy W2 0.55; PIS 0.68 / 0.65. Writes ``<out>/results.json`` and ``<out>/dw4_*.png``.
@@ -45,9 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=16000)
     p.add_argument("--sigma-max", type=float, default=2.0)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--network", choices=["mlp", "egnn"], default="mlp",
-                   help="FourierMLP or the E(n)-equivariant EGNN (layers = message-passing layers)")
+    p.add_argument("--layers", type=int, default=None, help="default: the sampler's (MLP 2, EGNN 3)")
+    p.add_argument("--network", choices=["mlp", "egnn"], default=None,
+                   help="FourierMLP or the E(n)-equivariant EGNN (default: the sampler's, EGNN on DW-4)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--reference-steps", type=int, default=4000)
     p.add_argument("--symmetrize", action=argparse.BooleanOptionalAction, default=None,
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                                 generator=torch.Generator().manual_seed(seed))
         x_rw = x[idx]
         ew2 = energy_histogram_w2(x, ref_a, target.potential, seed=seed)  # value and bootstrap stderr
-        row = {"seed": seed, "iterations": args.iterations, "train_seconds": train_s,
+        row = {"seed": seed, "network": s.network, "iterations": args.iterations, "train_seconds": train_s,
                "it_per_s": args.iterations / train_s,
                "energy_w2": ew2.value, "energy_w2_stderr": ew2.stderr,
                "sample_w2": sample_w2(x[:1000], ref_a[:1000]),

@@ -105,15 +105,16 @@ def test_sde_core_network_free_overhead(benchmark, log_densities):
           f"overhead {1e6 * (core_s - bare_s) / STEPS:.0f} us/step")
 
 
-def test_adjoint_sampling_training_speed_dw4(benchmark):
-    """Adjoint Sampling iterations per second (batch 256, 100 steps, 2 x 64; buffer refresh included)."""
-    sampler = AdjointSampling(dw4(), batch_size=256, num_steps=100, hidden=64, layers=2, seed=0)
+@pytest.mark.parametrize("network,layers", [("mlp", 2), ("egnn", 3)])
+def test_adjoint_sampling_training_speed_dw4(benchmark, network, layers):
+    """Adjoint Sampling iterations per second (batch 256, 100 steps, width 64; buffer refresh included)."""
+    sampler = AdjointSampling(dw4(), batch_size=256, num_steps=100, hidden=64, layers=layers, network=network, seed=0)
     sampler.fit(1, progress=False)  # optimizer and first buffer outside the timing
     per_round = sampler.refresh_every  # one buffer refresh per round, as in a long run
     benchmark.pedantic(lambda: sampler.fit(per_round, progress=False), rounds=3, iterations=1)
     rate = per_round / benchmark.stats.stats.mean
     benchmark.extra_info.update(it_per_s=rate, loadavg_1min=_load())
-    print(f"\nAdjoint Sampling DW-4: {rate:.1f} it/s")
+    print(f"\nAdjoint Sampling DW-4 ({network}): {rate:.1f} it/s")
 
 
 def test_smc_moves_per_second_funnel10(benchmark):

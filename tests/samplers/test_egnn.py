@@ -92,3 +92,10 @@ def test_adjoint_sampling_with_egnn_trains_and_keeps_the_symmetry(dtype):
     u_perm = s._u(x.reshape(4, n, d)[:, perm].reshape(4, -1), t).reshape(4, n, d)
     tol = 1e-4 if dtype == torch.float32 else 1e-9
     torch.testing.assert_close(u_perm, u[:, perm], rtol=0, atol=tol)
+
+
+def test_adjoint_sampling_default_network_follows_the_target():
+    s = AdjointSampling(dw4(), num_steps=4, batch_size=8)
+    assert s.network == "egnn" and isinstance(s.control.net, EGNN) and len(s.control.net.layers) == 3
+    g = AdjointSampling(Gaussian([0.0, 0.0], 1.0), num_steps=4, batch_size=8)
+    assert g.network == "mlp" and not isinstance(g.control.net, EGNN)
