@@ -224,19 +224,20 @@ def mode_plot(target_name: str, records: Sequence[dict], path: Path) -> Optional
     rows = [r for r in _ok(records) if r.get("metrics", {}).get("mode_coverage", {}).get("fractions")]
     if not rows:
         return None
+    from logz.bench.report import mode_fractions
+
     plt = _plt()
-    by_sampler = _by(rows, "sampler")
+    by_sampler = mode_fractions(rows)
     expected = rows[0]["metrics"]["mode_coverage"]["expected"]
     K = len(expected)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * K + 2), 3.6))
     width = 0.8 / max(len(by_sampler), 1)
-    for k, (sampler, rs) in enumerate(by_sampler.items()):
-        f = torch.tensor([r["metrics"]["mode_coverage"]["fractions"] for r in rs], dtype=torch.float64)
+    for k, (sampler, f) in enumerate(by_sampler.items()):
         mean, lo, hi = f.mean(0), f.min(0).values, f.max(0).values
         pos = torch.arange(K) - 0.4 + width * (k + 0.5)
         ax.bar(pos.numpy(), mean.numpy(), width=width, color=f"C{k}", alpha=0.8,
                yerr=torch.stack([mean - lo, hi - mean]).numpy(), capsize=1.5,
-               label=f"{sampler} ({len(rs)} seed{'s' if len(rs) > 1 else ''})")
+               label=f"{sampler} ({len(f)} seed{'s' if len(f) > 1 else ''})")
     p = torch.tensor(expected, dtype=torch.float64)
     se = torch.tensor(rows[0]["metrics"]["mode_coverage"]["fraction_stderr"], dtype=torch.float64)
     ax.errorbar(torch.arange(K).numpy(), p.numpy(), xerr=0.45, yerr=(2 * se).numpy(), fmt="none",

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
+from torch import Tensor
 
 from logz.bench.budgets import DGFS_LR_NOTE
-from logz.bench.runner import PathLike, ResultStore, save_atomic
+from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
 
 _DGFS_PAPER = "DGFS paper (Zhang et al. 2023), via REFERENCE.md"
 
@@ -152,10 +153,15 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     return lines + [""]
 
 
-#: display order of samplers in the summary (others follow alphabetically)
-SAMPLER_ORDER = ("smc", "ais", "pis", "dds", "dgfs", "tb")
-#: display order of targets in the summary (others follow alphabetically)
-DEFAULT_ORDER = {"gmm9": 0, "funnel": 1, "manywell": 2}
+def mode_fractions(records: Sequence[dict]) -> dict[str, Tensor]:
+    """Per-mode fractions stored by the mode_coverage metric, by sampler: Tensor[seeds, K]
+    (finished records that stored them only)."""
+    out: dict[str, list] = defaultdict(list)
+    for r in records:
+        f = r.get("metrics", {}).get("mode_coverage", {}).get("fractions") if r.get("status") == "ok" else None
+        if f:
+            out[r["sampler"]].append(f)
+    return {s: torch.tensor(v, dtype=torch.float64) for s, v in sorted(out.items())}
 
 
 def summary_table(records: Sequence[dict]) -> list[str]:
@@ -165,11 +171,12 @@ def summary_table(records: Sequence[dict]) -> list[str]:
     ok = [r for r in records if r.get("status") == "ok" and r.get("abs_error") is not None]
     if not ok:
         return []
-    rank = {s: i for i, s in enumerate(SAMPLER_ORDER)}
+    rank = {s: i for i, s in enumerate(DEFAULT_SAMPLERS)}  # the default grid's order first
+    order = {t: i for i, t in enumerate(DEFAULT_TARGETS)}
     lines = ["| target | sampler | seeds | \\|log Z error\\| (mean ± std) | signed errors | ESS | mode TV "
              "| published \\|error\\| | at or below? |", "|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["target"], r["sampler"]) for r in ok},
-                  key=lambda k: (DEFAULT_ORDER.get(k[0], 99), k[0], rank.get(k[1], 99), k[1]))
+                  key=lambda k: (order.get(k[0], 99), k[0], rank.get(k[1], 99), k[1]))
     for target, sampler in keys:
         rs = sorted((r for r in ok if (r["target"], r["sampler"]) == (target, sampler)), key=lambda r: r["seed"])
         abs_err = [r["abs_error"] for r in rs]
@@ -198,10 +205,10 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
              "|z| = |fraction - exact| / binomial stderr at the exact weight):", "",
              "| sampler | seeds | coverage | fractions, min to max | mean \\|fraction - exact\\| "
              "| max \\|z\\| | modes with \\|z\\| > 3 |", "|---|---|---|---|---|---|---|"]
-    for sampler in sorted({r["sampler"] for r in rows}):
+    p = torch.tensor(expected, dtype=torch.float64)
+    for sampler, fractions in mode_fractions(rows).items():
         mcs = [r["metrics"]["mode_coverage"] for r in rows if r["sampler"] == sampler]
-        frac = torch.tensor([m["fractions"] for m in mcs], dtype=torch.float64).mean(0)
-        p = torch.tensor(expected, dtype=torch.float64)
+        frac = fractions.mean(0)
         se = torch.tensor(mcs[0]["fraction_stderr"], dtype=torch.float64) / math.sqrt(len(mcs))
         z = (frac - p).abs() / se.clamp_min(1e-300)
         lines.append(f"| {sampler} | {len(mcs)} | {mean_std(m['coverage'] for m in mcs)} | "
@@ -283,4 +290,4 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
-           "write_csv", "summary_table", "target_table", "mode_table", "markdown", "write_report"]
+           "write_csv", "mode_fractions", "summary_table", "target_table", "mode_table", "markdown", "write_report"]
