@@ -13,7 +13,6 @@ figures are citations (REFERENCE.md), labelled with their source and marked
 from __future__ import annotations
 
 import csv
-import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -209,7 +208,8 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
     for sampler, fractions in mode_fractions(rows).items():
         mcs = [r["metrics"]["mode_coverage"] for r in rows if r["sampler"] == sampler]
         frac = fractions.mean(0)
-        se = torch.tensor(mcs[0]["fraction_stderr"], dtype=torch.float64) / math.sqrt(len(mcs))
+        # stderr of the seed-average: each seed's own binomial stderr, combined (seeds are independent)
+        se = torch.tensor([m["fraction_stderr"] for m in mcs], dtype=torch.float64).pow(2).sum(0).sqrt() / len(mcs)
         z = (frac - p).abs() / se.clamp_min(1e-300)
         lines.append(f"| {sampler} | {len(mcs)} | {mean_std(m['coverage'] for m in mcs)} | "
                      f"{float(frac.min()):.3f} to {float(frac.max()):.3f} | {float((frac - p).abs().mean()):.3f} | "

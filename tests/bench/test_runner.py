@@ -174,6 +174,17 @@ def test_mode_table_flags_a_sampler_that_misses_a_well():
     assert "0.500 to 0.800" in row["bad"]
     assert mode_table("funnel", [{"status": "ok", "sampler": "pis", "metrics": {}}]) == []
 
+    # seeds with different sample sizes: the seed-average's stderr combines each seed's own
+    # (sqrt(s0^2 + s1^2) / 2), not the first seed's / sqrt(2); 2.5 pooled stderrs is not flagged
+    small = rec("mixed", 1, None)
+    small["metrics"]["mode_coverage"]["fraction_stderr"] = [2 * se] * 2
+    pooled = (se ** 2 + (2 * se) ** 2) ** 0.5 / 2
+    off = 0.8 + 2.5 * pooled
+    big = rec("mixed", 0, [0.8, off])
+    small["metrics"]["mode_coverage"]["fractions"] = [0.8, off]
+    row = [ln for ln in mode_table("manywell", [big, small]) if ln.startswith("| mixed")][0]
+    assert "| 2.5 | 0 of 2 |" in row
+
 
 def test_summary_table_orders_rows_and_marks_the_published_comparison():
     from logz.bench.report import summary_table
