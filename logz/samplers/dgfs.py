@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from logz.samplers import losses, register
-from logz.samplers.nets import FourierMLP, GridControl
+from logz.samplers.nets import FourierMLP, GridControl, LogZ
 from logz.samplers._common import _check, _is_int, _log_mean_exp
 from logz.samplers.pis import PIS
 from logz.samplers.replay import ReplayBuffer, mala
@@ -45,33 +45,6 @@ from logz.samplers.training import Trainer
 from logz.sde import path_log_densities
 from logz.sde.reference import gaussian_log_prob
 from logz.targets.base import log_prob_and_grad
-
-
-class LogZ(nn.Module):
-    """A learned scalar log Z (trajectory balance)."""
-
-    def __init__(self, init: float = 0.0):
-        super().__init__()
-        self.value = nn.Parameter(torch.tensor(float(init)))
-
-    def forward(self) -> Tensor:
-        return self.value
-
-
-class _Trainer(Trainer):
-    """``Trainer`` whose checkpoints also carry the sampler's non-module state (replay buffer,
-    MALA step size), so a resumed ``fit`` stays bit-identical."""
-
-    def __init__(self, *args, extra_state, load_extra_state, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._extra_state, self._load_extra_state = extra_state, load_extra_state
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "extra": self._extra_state()}
-
-    def load_state_dict(self, state, source: str = "checkpoint") -> None:
-        super().load_state_dict(state, source)
-        self._load_extra_state(state.get("extra", {}))
 
 
 class DGFS(PIS):
@@ -198,7 +171,7 @@ class DGFS(PIS):
         fingerprint = {**old.fingerprint, "loss": loss, "sigma": self.sigma, "dt": self.dt,
                        "custom_flow": flow is not None, "replay": bool(replay),
                        **({"minibatches": self.minibatches} if self.minibatches > 1 else {})}
-        self.trainer = _Trainer(
+        self.trainer = Trainer(
             modules, self._step, lr={"control": lr_policy, "flow": lr_flow} if len(modules) > 1 else lr_policy,
             weight_decay=weight_decay, grad_clip=grad_clip, lr_schedule=old.lr_schedule,
             generators=old.generators, evaluate=old.evaluate, eval_every=old.eval_every,

@@ -249,3 +249,14 @@ def _check_sizes(dim: int, hidden: int, layers: int) -> None:
     for name, v, low in (("dim", dim, 1), ("hidden", hidden, 1), ("layers", layers, 1)):
         if isinstance(v, bool) or int(v) != v or v < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+
+class LogZ(nn.Module):
+    """A learned scalar log Z (trajectory balance)."""
+
+    def __init__(self, init: float = 0.0):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self) -> Tensor:
+        return self.value

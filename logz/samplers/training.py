@@ -146,6 +146,9 @@ class Trainer:
         checkpoint_every / checkpoint_path: write a checkpoint every so many iterations.
         fingerprint: configuration that a checkpoint must match to be loaded.
         name: shown in messages and the progress bar.
+        extra_state / load_extra_state: ``() -> dict`` / ``(dict) -> None`` for state that is
+            not in a module (a replay buffer, an adapted MCMC step size), checkpointed with the
+            rest so that a resumed ``fit`` stays bit-identical.
         shard: this process's ``logz.distributed.Shard`` (default: one process).
     """
 
@@ -157,7 +160,8 @@ class Trainer:
                  evaluate: Optional[Callable[[], LogZEstimate]] = None, eval_every: Optional[int] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
                  fingerprint: Optional[Mapping[str, Any]] = None, name: str = "sampler",
-                 shard: Shard = SINGLE):
+                 extra_state: Optional[Callable[[], dict]] = None,
+                 load_extra_state: Optional[Callable[[dict], None]] = None, shard: Shard = SINGLE):
         lrs = dict(lr) if isinstance(lr, Mapping) else {k: lr for k in modules}
         if set(lrs) != set(modules):
             raise ValueError(f"lr must give one rate per module {sorted(modules)}, got {sorted(lrs)}")
@@ -188,6 +192,7 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.fingerprint = dict(fingerprint or {})
         self.name = name
+        self.extra_state, self.load_extra_state = extra_state, load_extra_state
         self.shard = shard
         self.iteration = 0
         self.last_checkpoint: Optional[tuple[int, str]] = None
@@ -294,7 +299,8 @@ class Trainer:
                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
                 "optimizer": self.optimizer.state_dict(),
                 "generators": {k: g.get_state() for k, g in self.generators.items()},
-                "history": self.history.to_dict()}
+                "history": self.history.to_dict(),
+                **({"extra": self.extra_state()} if self.extra_state else {})}
 
     def save(self, path: str) -> None:
         """Write a checkpoint atomically (a crash mid-write leaves the old file intact).
@@ -345,3 +351,5 @@ class Trainer:
             g.set_state(state["generators"][k])
         self.iteration = int(state["iteration"])
         self.history = History.from_dict(state["history"])
+        if self.load_extra_state:
+            self.load_extra_state(state.get("extra", {}))
