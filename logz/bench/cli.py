@@ -3,6 +3,7 @@
     logz bench --budget quick                                   # default grid, seeds 0 1 2
     logz bench --targets gmm9 funnel --samplers pis dgfs --seeds 3 --budget reference --out runs/ref
     logz bench --out runs/ref --report-only                     # re-make report.md / CSV / PNG
+    logz bench --out runs/ref --recompute-metrics mode_coverage # metrics again, from saved samples
     logz bench --list                                           # valid names
 
 Every finished cell is written at once to ``<out>/cells/<cell>.json`` (and appended to
@@ -46,6 +47,9 @@ def add_subcommand(subparsers) -> None:
                         "without an exact log Z")
     p.add_argument("--rerun", action="store_true", help="run every cell again, even finished ones")
     p.add_argument("--report-only", action="store_true", help="only re-make the report from stored records")
+    p.add_argument("--recompute-metrics", nargs="+", default=None, metavar="NAME",
+                   help="recompute these metrics of the finished cells in --out (of --targets / "
+                        "--samplers) from their saved samples, without training, then report")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list valid target, sampler, budget and metric names")
@@ -75,7 +79,7 @@ def _command(args, out: str) -> str:
 
 
 def handler(args) -> int:
-    """Run the grid (unless --report-only), then write the report; 2 on bad input."""
+    """Run the grid (unless --report-only / --recompute-metrics), then write the report; 2 on bad input."""
     from logz.bench.report import write_report
     from logz.bench.runner import grid, run_grid
 
@@ -86,7 +90,12 @@ def handler(args) -> int:
         out = args.out or f"runs/bench/{budget.name}"
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         cells = {c.id for c in grid(args.targets, args.samplers, seeds)}
-        if not args.report_only:
+        if args.recompute_metrics:
+            from logz.bench.recompute import recompute_metrics
+
+            done = recompute_metrics(out, args.recompute_metrics, targets=args.targets, samplers=args.samplers)
+            print(f"recomputed {', '.join(args.recompute_metrics)} for {len(done)} cell(s) in {out}")
+        elif not args.report_only:
             command = _command(args, out)
             run_grid(args.targets, args.samplers, seeds, budget, out, device=args.device,
                      metrics=args.metrics, reference_file=args.reference_file, rerun=args.rerun,

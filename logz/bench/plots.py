@@ -239,12 +239,17 @@ def mode_plot(target_name: str, records: Sequence[dict], path: Path) -> Optional
                yerr=torch.stack([mean - lo, hi - mean]).numpy(), capsize=1.5,
                label=f"{sampler} ({len(f)} seed{'s' if len(f) > 1 else ''})")
     p = torch.tensor(expected, dtype=torch.float64)
-    se = torch.tensor(rows[0]["metrics"]["mode_coverage"]["fraction_stderr"], dtype=torch.float64)
+    se = torch.tensor([r["metrics"]["mode_coverage"]["fraction_stderr"] for r in rows],
+                      dtype=torch.float64).pow(2).mean(0).sqrt()  # a typical seed's binomial stderr
     ax.errorbar(torch.arange(K).numpy(), p.numpy(), xerr=0.45, yerr=(2 * se).numpy(), fmt="none",
                 ecolor="k", lw=1.2, label="exact (± 2 binomial stderr)")
     many_well = target_name.startswith("manywell")
-    ax.set_xticks(range(K))
-    ax.set_xlabel("double-well pair" if many_well else "mode")
+    labels = rows[0]["metrics"]["mode_coverage"].get("labels")  # e.g. the Funnel's x0 bands
+    if labels:
+        ax.set_xticks(range(K), labels=labels, fontsize=7)
+    else:
+        ax.set_xticks(range(K))
+    ax.set_xlabel("double-well pair" if many_well else "" if labels else "mode")
     ax.set_ylabel("fraction in the right well" if many_well else "fraction of samples")
     ax.set_title(f"{target_name}: mode occupation vs exact weights (bars: mean over seeds, range)", fontsize=9)
     ax.legend(fontsize=7, ncol=len(by_sampler) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.16))

@@ -195,7 +195,9 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
     if not rows:
         return []
     many_well = target.startswith("manywell")
-    what = "right-well fraction per pair" if many_well else "weight per mode"
+    labels = rows[0]["metrics"]["mode_coverage"].get("labels")
+    what = ("right-well fraction per pair" if many_well else
+            f"weight per mode: {', '.join(labels)}" if labels else "weight per mode")
     expected = rows[0]["metrics"]["mode_coverage"]["expected"]
     exact = (f"{min(expected):.3f}" if max(expected) - min(expected) < 1e-12
              else f"{min(expected):.3f} to {max(expected):.3f}")

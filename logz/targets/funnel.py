@@ -71,3 +71,26 @@ class Funnel(BaseTarget):
         x0 = self.scale * eps[:, :1]
         x = torch.cat([x0, torch.exp(0.5 * x0) * eps[:, 1:]], dim=1)
         return finish_samples(x, dtype, device)
+
+    # --- x0 bands: the funnel's "modes" for mode_coverage ------------------------------------
+    #: band edges of x0 in units of ``scale``: the neck (x0 < -2 scale, where the other
+    #: coordinates have std < exp(-scale) ~ 0.05 at scale 3) and the mouth (x0 > 2 scale) are
+    #: where path samplers trained by the reverse KL lose mass, which biases log Z low
+    band_edges = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+    @property
+    def weights(self) -> Tensor:
+        """Exact probability of each x0 band (``band_edges``), Tensor[len(band_edges) + 1], float64."""
+        z = torch.tensor((-math.inf, *self.band_edges, math.inf), dtype=torch.float64)
+        return torch.special.ndtr(z).diff()
+
+    def assign_modes(self, x: Tensor) -> Tensor:
+        """Index of the x0 band of each sample.  x: Tensor[B, dim] -> LongTensor[B]."""
+        check_input(self, x)
+        edges = torch.tensor(self.band_edges, dtype=x.dtype, device=x.device) * self.scale
+        return torch.bucketize(x[:, 0].contiguous(), edges, right=True)
+
+    def mode_labels(self) -> list[str]:
+        """One label per x0 band, for tables and plots (e.g. ``"x0 < -6"``, ``"[-6, -3)"``)."""
+        e = [f"{b * self.scale:g}" for b in self.band_edges]
+        return [f"x0 < {e[0]}", *(f"[{a}, {b})" for a, b in zip(e, e[1:])), f"x0 >= {e[-1]}"]
