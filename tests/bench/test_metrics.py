@@ -172,8 +172,8 @@ def test_mode_coverage_manywell():
     c2 = M.mode_coverage(right_only, t)
     assert torch.equal(c2.fractions, torch.ones(4, dtype=torch.float64)) and c2.coverage.value == 0.0
     assert c2.tv.value == pytest.approx(1 - t.prob_right_well)
-    with pytest.raises(ValueError, match="assign_modes"):
-        M.mode_coverage(x, T.get("funnel"))
+    with pytest.raises(ValueError, match="assign_modes"):  # a target with no mode structure
+        M.mode_coverage(x, T.get("gaussian", dim=x.shape[1]))
 
 
 # -- energies ---------------------------------------------------------------------------------

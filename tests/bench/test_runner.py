@@ -198,7 +198,7 @@ def test_summary_table_orders_rows_and_marks_the_published_comparison():
     rows = [ln.split(" | ")[:3] for ln in lines[2:] if ln]
     assert rows == [["| gmm9", "smc", "1"], ["| gmm9", "dgfs", "2"], ["| manywell", "pis", "1"]]
     dgfs = lines[3]
-    assert f"{0.5 * pub:+.3f}, {-2 * pub:+.3f}" in dgfs and dgfs.endswith("| no |")
+    assert f"{0.5 * pub:+.3f}, {-2 * pub:+.3f}" in dgfs and dgfs.endswith("| within 1 s.e. |")
     assert summary_table([{"status": "failed"}]) == []
 
 
@@ -206,6 +206,10 @@ def test_report_helpers():
     assert mean_std([1.0, 3.0]) == "2.000 ± 1.414" and mean_std([None]) == "" and mean_std([0.5]) == "0.500"
     pub = PUBLISHED[("pis", "gmm9")]["value"]
     assert verdict("pis", "gmm9", pub) == "yes" and verdict("pis", "gmm9", 2 * pub) == "no"
+    # above by less than the standard error of the seed mean: not distinguishable at 3 seeds
+    assert verdict("pis", "gmm9", [pub - 0.01, pub + 0.01, pub + 0.03]) == "within 1 s.e."
+    assert verdict("pis", "gmm9", [pub + 0.01, pub + 0.011, pub + 0.012]) == "no"
+    assert verdict("pis", "gmm9", [pub - 0.001, pub - 0.002]) == "yes"
     assert verdict("smc", "gmm9", 0.0) == ""
 
 
