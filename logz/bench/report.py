@@ -229,6 +229,11 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
         lines.append(f"| {sampler} | {len(mcs)} | {mean_std(m['coverage'] for m in mcs)} | "
                      f"{float(frac.min()):.3f} to {float(frac.max()):.3f} | {float((frac - p).abs().mean()):.3f} | "
                      f"{float(z.max()):.1f} | {int((z > 3).sum())} of {p.numel()} |")
+    if labels and len(labels) == p.numel():  # named modes (the Funnel's x0 bands): one column each
+        lines += ["", "| sampler | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels),
+                  "| exact | " + " | ".join(f"{float(v):.3f}" for v in p) + " |"]
+        lines += [f"| {sampler} | " + " | ".join(f"{float(v):.3f}" for v in f.mean(0)) + " |"
+                  for sampler, f in mode_fractions(rows).items()]
     return lines + [""]
 
 
