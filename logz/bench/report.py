@@ -131,6 +131,17 @@ def _machine(records: Sequence[dict]) -> str:
             f"at commit {', '.join(commits)}")
 
 
+def best_of_evaluations(record: dict) -> Optional[float]:
+    """The smallest |log Z error| over a cell's periodic training evaluations and its final one:
+    the selection the DGFS reference script reports. Optimistic (a minimum over noisy
+    estimates); shown beside the final-model error only to make published figures comparable."""
+    truth = record.get("true_log_z")
+    if truth is None or record.get("log_z") is None:
+        return None
+    values = [v for v in (record.get("evaluations") or {}).get("log_z", []) if v is not None]
+    return min(abs(v - truth) for v in values + [record["log_z"]])
+
+
 def target_table(target: str, records: Sequence[dict]) -> list[str]:
     """The markdown lines of one target's section."""
     ok = [r for r in records if r.get("status") == "ok"]
@@ -139,7 +150,8 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
             else "no exact or reference log Z: errors not available")
     metric_names = sorted({k for r in ok for k, m in r.get("metrics", {}).items() if "value" in m})
     cols = ["sampler", "seeds", "\\|log Z error\\|", "published \\|error\\|", "logz at or below?",
-            "signed error", "stderr", "ELBO gap", "ESS", "train s", "it/s", "peak MiB"] + [
+            "best-of-evaluations \\|error\\| (optimistic)", "signed error", "stderr", "ELBO gap", "ESS",
+            "train s", "it/s", "peak MiB"] + [
                 METRIC_LABELS.get(n, n) for n in metric_names]
     lines = [f"## {target} (dim {ok[0]['dim'] if ok else '?'})", "", head, "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -154,7 +166,8 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
         gap = [None if r.get("elbo") is None or r.get("true_log_z") is None else r["true_log_z"] - r["elbo"]
                for r in rows]
         cells = [sampler, seeds, mean_std(abs_err), published_cell(sampler, target),
-                 verdict(sampler, target, abs_err), mean_std(r.get("error") for r in rows),
+                 verdict(sampler, target, abs_err), mean_std(best_of_evaluations(r) for r in rows),
+                 mean_std(r.get("error") for r in rows),
                  mean_std((r.get("stderr") for r in rows)), mean_std(gap),
                  mean_std((r.get("ess") for r in rows)), mean_std((r.get("train_seconds") for r in rows), ".1f"),
                  mean_std((r.get("it_per_s") for r in rows), ".1f"),
@@ -310,4 +323,5 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
+           "best_of_evaluations",
            "write_csv", "mode_fractions", "summary_table", "target_table", "mode_table", "markdown", "write_report"]

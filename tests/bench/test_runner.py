@@ -222,3 +222,12 @@ def test_target_without_exact_samples_runs_and_skips_the_sample_metrics(tmp_path
     assert r["status"] == "ok", r.get("error_message")
     assert r["true_log_z"] is None and r["abs_error"] is None
     assert set(r["metrics"]) == {"mmd", "sliced_w2"} and all("skipped" in m for m in r["metrics"].values())
+
+
+def test_best_of_evaluations_is_the_smallest_error_over_training_and_final():
+    from logz.bench.report import best_of_evaluations
+
+    rec = {"true_log_z": 1.0, "log_z": 1.3, "evaluations": {"log_z": [0.5, 1.1, None, 2.0]}}
+    assert best_of_evaluations(rec) == pytest.approx(0.1)
+    assert best_of_evaluations({"true_log_z": 1.0, "log_z": 0.8}) == pytest.approx(0.2)  # no evaluations
+    assert best_of_evaluations({"true_log_z": None, "log_z": 0.8}) is None
