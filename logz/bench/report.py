@@ -233,7 +233,8 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
              "| sampler | seeds | coverage | fractions, min to max | mean \\|fraction - exact\\| "
              "| max \\|z\\| | modes with \\|z\\| > 3 |", "|---|---|---|---|---|---|---|"]
     p = torch.tensor(expected, dtype=torch.float64)
-    for sampler, fractions in mode_fractions(rows).items():
+    by_sampler = mode_fractions(rows)
+    for sampler, fractions in by_sampler.items():
         mcs = [r["metrics"]["mode_coverage"] for r in rows if r["sampler"] == sampler]
         frac = fractions.mean(0)
         # stderr of the seed-average: each seed's own binomial stderr, combined (seeds are independent)
@@ -246,7 +247,7 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
         lines += ["", "| sampler | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels),
                   "| exact | " + " | ".join(f"{float(v):.3f}" for v in p) + " |"]
         lines += [f"| {sampler} | " + " | ".join(f"{float(v):.3f}" for v in f.mean(0)) + " |"
-                  for sampler, f in mode_fractions(rows).items()]
+                  for sampler, f in by_sampler.items()]
     return lines + [""]
 
 
