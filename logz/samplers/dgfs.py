@@ -76,7 +76,7 @@ class DGFS(PIS):
             makes one update per PATH (``minibatches=batch_size``): 256 updates per iteration.
         flow: a custom module ``flow(x Tensor[M, dim], t Tensor[M]) -> Tensor[M]`` giving the
             whole log F (no interpolation added) instead of the default parameterisation.
-        **config: other ``PIS`` options (drift, control, grad_clip, lr_schedule, eval_every,
+        **config: other ``PIS`` options (drift, control, learned_variance, grad_clip, lr_schedule, eval_every,
             eval_samples, eval_batch_size, checkpoint_every, checkpoint_path, seed, device, dtype,
             score_grad_clip, out_clip).
     """
@@ -271,7 +271,10 @@ class DGFS(PIS):
             N, d = self.num_steps, self.dim
             t_flat = self.times[:-1].repeat_interleave(n_buf)
             u_back = GridControl(self.control, self.times[:-1])(back[:-1].reshape(N * n_buf, d), t_flat)
-            controls = torch.cat([controls, u_back.view(N, n_buf, d)], dim=1)
+            if isinstance(controls, tuple):  # (u, log_scale) of a learned noise
+                controls = tuple(torch.cat([c, v.view(N, n_buf, d)], dim=1) for c, v in zip(controls, u_back))
+            else:
+                controls = torch.cat([controls, u_back.view(N, n_buf, d)], dim=1)
         return torch.cat([tr.states, back], dim=1), B - n_buf, controls
 
     def _refine_buffer(self) -> None:

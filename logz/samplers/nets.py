@@ -6,7 +6,8 @@
   embedded separately and added, then an MLP; the last layer can start at zero.
 - ``TimeScale``: c(t), a small network of t alone (scalar or one value per dimension).
 - ``GradientDrift``: the "PIS-Grad" control u(x, t) = NN(x, t) + c(t) * clip(grad log p(x))
-  (= NN - c(t) grad E), with the output clipped.
+  (= NN - c(t) grad E), with the output clipped; optionally also a learned per-dimension
+  log noise scale (``log_var_range``: gfn-diffusion's learned variance).
 
 Time convention: every module takes ``t`` either as a 0-dim tensor (one time for the
 whole batch, as inside ``logz.sde.integrate``) or as Tensor[B] (one per row, as in
@@ -150,20 +151,33 @@ class GradientDrift(nn.Module):
     to [-grad_clip, grad_clip] (NaN -> 0) and the output to [-out_clip, out_clip].
     With ``score=None`` the control is the plain network (PIS-NN).
 
+    With ``log_var_range`` set, NN has 2 dim outputs and the control returns the pair
+    (u, log_scale), log_scale = (log_var_range / 2) tanh(NN's second half): a per-dimension
+    multiplier exp(log_scale) in [exp(-r/2), exp(r/2)] of the noise std (``logz.sde.integrate``),
+    i.e. the variance times exp(+-r), as gfn-diffusion's ``learned_variance`` (r = 4 there).
+    It starts at 1 (zero-initialised NN) so training starts from the fixed-noise policy.
+
     Args:
         dim: state dimension. score: callable x -> grad log p~(x), or None.
         hidden, layers: sizes of NN and of c(t). T: time horizon.
         zero_init: NN's last layer starts at zero. scale_init: c(t) starts at this constant.
         scale_per_dim: c(t) has one value per dimension instead of a scalar.
+        log_var_range: None (fixed noise) or r > 0 (learned noise, above).
     """
 
     def __init__(self, dim: int, score: Optional[ScoreFn] = None, *, hidden: int = 64, layers: int = 2,
                  T: float = 1.0, zero_init: bool = True, scale_init: float = 0.01,
-                 scale_per_dim: bool = False, grad_clip: float = 1e2, out_clip: float = 1e4):
+                 scale_per_dim: bool = False, grad_clip: float = 1e2, out_clip: float = 1e4,
+                 log_var_range: Optional[float] = None):
         super().__init__()
         if not (grad_clip > 0 and out_clip > 0):
             raise ValueError(f"grad_clip and out_clip must be > 0, got {grad_clip}, {out_clip}")
-        self.net = FourierMLP(dim, hidden=hidden, layers=layers, T=T, zero_init=zero_init)
+        if log_var_range is not None and not (isinstance(log_var_range, (int, float)) and log_var_range > 0):
+            raise ValueError(f"log_var_range must be None or > 0, got {log_var_range!r}")
+        self.dim = int(dim)
+        self.log_var_range = None if log_var_range is None else float(log_var_range)
+        out_dim = dim if log_var_range is None else 2 * dim
+        self.net = FourierMLP(dim, out_dim, hidden=hidden, layers=layers, T=T, zero_init=zero_init)
         self.score = score
         self.scale = (TimeScale(dim if scale_per_dim else 1, hidden=hidden, layers=layers, T=T,
                                 init=scale_init) if score is not None else None)
@@ -175,15 +189,17 @@ class GradientDrift(nn.Module):
         feats = self.net.time_features(t)
         return (feats,) if self.scale is None else (feats, self.scale(t))
 
-    def forward_with_features(self, x: Tensor, features: tuple[Tensor, ...]) -> Tensor:
-        """u(x, t) given ``time_features(t)``."""
-        u = self.net.forward_with_features(x, features[0])
+    def forward_with_features(self, x: Tensor, features: tuple[Tensor, ...]):
+        """u(x, t) given ``time_features(t)`` (the pair (u, log_scale) with ``log_var_range``)."""
+        out = self.net.forward_with_features(x, features[0])
+        u, raw = (out, None) if self.log_var_range is None else out.split(self.dim, dim=-1)
         if self.score is not None:
             s = torch.nan_to_num(self.score(x)).clamp(-self.grad_clip, self.grad_clip)
             u = torch.addcmul(u, features[1], s)  # u + c(t) s, one op (and one backward node)
-        return u.clamp(-self.out_clip, self.out_clip)
+        u = u.clamp(-self.out_clip, self.out_clip)
+        return u if raw is None else (u, (0.5 * self.log_var_range) * torch.tanh(raw))
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor):
         return self.forward_with_features(x, self.time_features(t))
 
 
@@ -220,14 +236,17 @@ class GridControl:
         self._recorded: Optional[list[Tensor]] = [] if record_controls else None
 
     @property
-    def controls(self) -> Optional[Tensor]:
+    def controls(self):
         """The recorded control values Tensor[N, B, dim] (with their graph), once all N steps
-        ran with ``record_controls=True``; else None."""
+        ran with ``record_controls=True``; else None. A pair (u, log_scale) of them for a
+        control with a learned noise."""
         if self._recorded is None or len(self._recorded) != len(self._rows):
             return None
+        if isinstance(self._recorded[0], tuple):
+            return tuple(torch.stack(v) for v in zip(*self._recorded))
         return torch.stack(self._recorded)
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor):
         if t.ndim == 0:
             if self.calls >= len(self._rows):
                 raise RuntimeError("GridControl called more times than the grid has steps")
@@ -237,7 +256,7 @@ class GridControl:
             if self._recorded is None:
                 return u
             self._recorded.append(u)
-            return u.detach()
+            return tuple(v.detach() for v in u) if isinstance(u, tuple) else u.detach()
         N = len(self._rows)
         if t.shape[0] != x.shape[0] or x.shape[0] % N:
             raise ValueError(f"GridControl on a {N}-step grid got x {tuple(x.shape)}, t {tuple(t.shape)}")

@@ -62,6 +62,10 @@ class PIS:
             (exact reparameterisation gradient, needs second derivatives); the reference
             code detaches it (False, cheaper).
         score_grad_clip, out_clip: clipping of grad log p~ and of u.
+        learned_variance: None/False (the reference's fixed noise), True (= 4.0) or r > 0:
+            the drift network also outputs a per-dimension noise scale, the step variance
+            times exp(+-r) at most (``GradientDrift(log_var_range=r)``, gfn-diffusion's
+            learned variance). Needs an off-policy / log-density loss ("vargrad", DGFS's).
         eval_every: a ``LogZEstimate`` every so many iterations during ``fit``
             (``eval_samples`` paths). eval_batch_size: paths per batch in estimates.
         seed: seeds the networks' initialisation and the training / evaluation RNGs.
@@ -94,7 +98,7 @@ class PIS:
                  dtype: Union[str, torch.dtype] = torch.float32, control: Optional[nn.Module] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_path: Optional[str] = None,
                  shard: Optional[Shard] = None, defer_checks: Optional[bool] = None,
-                 compile: Union[bool, str] = False):
+                 compile: Union[bool, str] = False, learned_variance: Union[bool, float, None] = None):
         dim = getattr(target, "dim", None)
         _check("target.dim", _is_int(dim) and dim >= 1, dim, "a positive integer")
         _check("T", isinstance(T, (int, float)) and T > 0, T, "> 0")
@@ -110,6 +114,16 @@ class PIS:
             v = locals()[key]
             _check(key, _is_int(v) and v >= 2, v, "an integer >= 2")
         _check("seed", _is_int(seed), seed, "an integer")
+        _check("learned_variance", learned_variance in (None, False, True) or
+               (isinstance(learned_variance, (int, float)) and learned_variance > 0),
+               learned_variance, "None, a bool or a log-variance range > 0")
+        log_var_range = 4.0 if learned_variance is True else (learned_variance or None)
+        if log_var_range is not None and control is not None:
+            raise ValueError("learned_variance configures the default drift network; a custom control "
+                             "learns its noise by returning (u, log_scale) itself")
+        if loss == "kl" and log_var_range is not None:
+            raise ValueError("learned_variance needs loss='vargrad' (or DGFS): the KL loss uses the "
+                             "Girsanov control cost, which holds for the reference's fixed noise only")
         if loss == "kl" and exploration != 1.0:
             raise ValueError("exploration != 1 needs an off-policy loss (loss='vargrad'); "
                              "the KL loss is on-policy")
@@ -133,7 +147,7 @@ class PIS:
                 torch.manual_seed(self.seed)
                 self.control = GradientDrift(
                     self.dim, self._score if drift == "grad" else None, hidden=hidden, layers=layers,
-                    T=self.T, grad_clip=score_grad_clip, out_clip=out_clip,
+                    T=self.T, grad_clip=score_grad_clip, out_clip=out_clip, log_var_range=log_var_range,
                 ).to(device=self.device, dtype=self.dtype)
         _check("compile", compile in (False, True) or isinstance(compile, str), compile,
                "False, True or a torch.compile mode")
@@ -146,6 +160,8 @@ class PIS:
         fingerprint = {"sampler": self.name, "target": target_name(target), "dim": self.dim,
                        "hidden": int(hidden), "layers": int(layers), "drift": drift,
                        "dtype": str(self.dtype)}
+        if log_var_range is not None:
+            fingerprint["learned_variance"] = float(log_var_range)
         self.shard = resolve(shard)
         # every rank must run the same configuration and seed (checked before any division)
         self.shard.check_same(f"{self.name} configuration", {

@@ -8,6 +8,12 @@ control ``u(x, t)`` is any callable, usually a network; ``t`` is a 0-dim tensor
 taken from the grid inside ``integrate`` and a Tensor[B] in ``path_log_densities``,
 so controls must accept both.
 
+A control may also return a pair ``(u, log_scale)``, both Tensor[B, dim]: a learned,
+state-dependent diagonal noise, the step std becoming s_k exp(log_scale) per dimension
+("learned variance", gfn-diffusion's policy). The kernels' log-densities then use it;
+``control_cost`` does not (the Girsanov form 1/2 |u|^2 dt of the path KL holds for the
+reference's own noise only), so losses of such a control are built from log P_F / log P_B.
+
 Each step draws x_{k+1} ~ N(m_k(x_k), s_k^2 I) with, for ``scheme="euler"``,
 m_k = x_k + (f + g u) dt_k and s_k = g(t_k) sqrt(dt_k); for ``scheme="exact"`` on
 a linear reference process (``reference.py``), m_k = a_k x_k + s_k sqrt(dt_k) u and
@@ -124,20 +130,30 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
     return _Kernels(times, dt, sqrt_dt, g, a, zero_drift, std, ctrl_scale, b, r, r_zero)
 
 
-def _log_normal_iso(diff: Tensor, std: Tensor) -> Tensor:
-    """log N(diff; 0, std^2 I) over the last dim; std is a 0-dim or broadcastable tensor."""
+def _log_normal_iso(diff: Tensor, std: Tensor, log_scale: Optional[Tensor] = None) -> Tensor:
+    """log N(diff; 0, diag(std^2 exp(2 log_scale))) over the last dim; std is a 0-dim or
+    broadcastable tensor, log_scale None (isotropic) or shaped like diff."""
     d = diff.shape[-1]
     log_std = torch.log(std)
     if log_std.ndim == diff.ndim:  # per-step std shaped [N, 1, 1] -> [N, 1]
         log_std = log_std.squeeze(-1)
-    return -0.5 * (diff / std).pow(2).sum(-1) - d * log_std - 0.5 * d * LOG_2PI
+    if log_scale is None:
+        return -0.5 * (diff / std).pow(2).sum(-1) - d * log_std - 0.5 * d * LOG_2PI
+    z = diff / (std * log_scale.exp())
+    return -0.5 * z.pow(2).sum(-1) - log_scale.sum(-1) - d * log_std - 0.5 * d * LOG_2PI
 
 
-def _call_control(control: Control, x: Tensor, t: Tensor) -> Tensor:
-    u = control(x, t)
-    if u.shape != x.shape:
-        raise ValueError(f"control returned shape {tuple(u.shape)} for x of shape {tuple(x.shape)}")
-    return u
+def split_control(out, shape: torch.Size) -> tuple[Tensor, Optional[Tensor]]:
+    """A control's output, ``u`` or ``(u, log_scale)``, as (u, log_scale or None), shapes checked."""
+    u, log_scale = out if isinstance(out, tuple) else (out, None)
+    for name, v in (("control", u), ("control's log_scale", log_scale)):
+        if v is not None and v.shape != shape:
+            raise ValueError(f"{name} returned shape {tuple(v.shape)} for x of shape {tuple(shape)}")
+    return u, log_scale
+
+
+def _call_control(control: Control, x: Tensor, t: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    return split_control(control(x, t), x.shape)
 
 
 def _floats(v: Optional[Tensor]) -> Optional[list]:
@@ -202,6 +218,8 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
     # - log P_B: the bridge residuals -|x_k - b_k x_{k+1}|^2 / (2 r_k^2) (through the states).
     # With keep_steps the last two are kept per step instead, Tensor[B] each.
     cost_acc = x0.new_zeros(B, d)
+    log_scale_acc = None  # sum_k log_scale_k, Tensor[B, d], for a learned noise (log P_F's normaliser)
+    log_scale_steps: list[Tensor] = []
     eps_sq_steps, bridge_sq_steps = [], []
     eps_sq_acc = x0.new_zeros(B, d) if log_densities and not keep_steps else None
     bridge_acc = x0.new_zeros(B, d) if bridge and not keep_steps else None
@@ -209,7 +227,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
     draw = shard.randn if shard is not None and shard.active else torch.randn
     x = x0
     for k in range(n_steps):
-        u = _call_control(control, x, t_k[k]) if control is not None else None
+        u, log_scale = _call_control(control, x, t_k[k]) if control is not None else (None, None)
         if a is not None:
             mean = a[k] * x
         elif kern.zero_drift:
@@ -220,12 +238,20 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
             mean = torch.add(mean, u, alpha=ctrl[k])
             cost_acc = torch.addcmul(cost_acc, u, u, value=0.5 * dt[k])
         eps = draw(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        x_next = torch.add(mean, eps, alpha=noise_scale * std[k])
+        if log_scale is None:
+            x_next = torch.add(mean, eps, alpha=noise_scale * std[k])
+        else:
+            x_next = torch.addcmul(mean, eps, log_scale.exp(), value=noise_scale * std[k])
         if log_densities:
             if keep_steps:
                 eps_sq_steps.append(eps.square().sum(-1))
             else:
                 eps_sq_acc.addcmul_(eps, eps)
+            if log_scale is not None:
+                if keep_steps:
+                    log_scale_steps.append(log_scale.sum(-1))
+                else:
+                    log_scale_acc = log_scale if log_scale_acc is None else log_scale_acc + log_scale
             if bridge and not kern.r_zero[k]:
                 res = torch.add(x, x_next, alpha=-b[k])
                 if keep_steps:
@@ -245,9 +271,13 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
         f_const = d * torch.log(kern.std) + half_d_log2pi  # Tensor[N]
         if keep_steps:
             log_f_steps = -0.5 * noise_scale ** 2 * torch.stack(eps_sq_steps) - f_const[:, None]
+            if log_scale_steps:
+                log_f_steps = log_f_steps - torch.stack(log_scale_steps)
             log_f_sum = log_f_steps.sum(0)
         else:
             log_f_sum = -0.5 * noise_scale ** 2 * eps_sq_acc.sum(-1) - f_const.sum()
+            if log_scale_acc is not None:
+                log_f_sum = log_f_sum - log_scale_acc.sum(-1)
         if bridge:
             point_mass = [k for k in range(n_steps) if kern.r_zero[k]]
             r_safe = kern.r.clone()
@@ -281,8 +311,8 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
         states: Tensor[N+1, B, d]; times: Tensor[N+1].
         controls: Tensor[N, B, d], the control's values u(x_k, t_k) at states[:-1] when
             already known (e.g. kept, with their graph, by the simulation that produced the
-            states: ``logz.samplers.nets.GridControl(record_controls=True)``); ``control``
-            is then not called.
+            states: ``logz.samplers.nets.GridControl(record_controls=True)``), or the pair
+            (u, log_scale) for a learned noise; ``control`` is then not called.
     Returns:
         (log_forward Tensor[N, B], log_backward Tensor[N, B]; zeros without a reference).
     """
@@ -302,15 +332,19 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
         mean = x
     else:
         mean = x + torch.stack([sde.f(x[k], kern.times[k]) for k in range(N)]) * col(kern.dt)
+    log_scale = None
     if controls is not None:
-        if controls.shape != x.shape:
-            raise ValueError(f"controls must have shape [N, B, d] = {tuple(x.shape)}, got {tuple(controls.shape)}")
-        mean = mean + col(kern.ctrl_scale) * controls
+        u, log_scale = controls if isinstance(controls, tuple) else (controls, None)
+        for v in (u, log_scale):
+            if v is not None and v.shape != x.shape:
+                raise ValueError(f"controls must have shape [N, B, d] = {tuple(x.shape)}, got {tuple(v.shape)}")
+        mean = mean + col(kern.ctrl_scale) * u
     elif control is not None:
         t_flat = kern.times[:-1].repeat_interleave(B)
-        u = control(x.reshape(N * B, d), t_flat).view(N, B, d)
+        u, log_scale = split_control(control(x.reshape(N * B, d), t_flat), torch.Size((N * B, d)))
+        u, log_scale = u.view(N, B, d), None if log_scale is None else log_scale.view(N, B, d)
         mean = mean + col(kern.ctrl_scale) * u
-    log_f = _log_normal_iso(x_next - mean, col(kern.std))
+    log_f = _log_normal_iso(x_next - mean, col(kern.std), log_scale)
     if reference is None:
         return log_f, torch.zeros_like(log_f)
     r = kern.r.clone()

@@ -71,3 +71,25 @@ def test_losses_by_hand_and_vargrad_weights():
         losses.log_variance_loss(torch.zeros(1))
     with pytest.raises(ValueError):
         losses.kl_loss(torch.zeros(2), torch.zeros(3), torch.zeros(2))
+
+
+def test_learned_noise_head_starts_at_one_and_is_bounded():
+    """log_var_range=r: the drift returns (u, log_scale), log_scale = 0 at initialisation (the
+    fixed-noise policy) and within [-r/2, r/2] always; u is the fixed-noise drift's."""
+    torch.manual_seed(2)
+    x, t = torch.randn(5, 3), torch.tensor(0.4)
+    drift = GradientDrift(3, lambda x: -x, hidden=8, scale_init=0.25, log_var_range=2.0)
+    u, log_scale = drift(x, t)
+    torch.testing.assert_close(u, -0.25 * x)
+    assert torch.equal(log_scale, torch.zeros(5, 3))
+    with torch.no_grad():
+        drift.net.out.weight.normal_(0, 100.0)
+    u, log_scale = drift(x, t)
+    assert log_scale.abs().max() <= 1.0 and log_scale.abs().max() > 0.9  # saturates at r/2
+    grid = GridControl(drift, torch.linspace(0, 1, 3)[:-1], record_controls=True)
+    outs = [grid(x, tt) for tt in torch.linspace(0, 1, 3)[:-1]]
+    assert all(isinstance(o, tuple) and not o[1].requires_grad for o in outs)
+    u_rec, s_rec = grid.controls
+    assert u_rec.shape == s_rec.shape == (2, 5, 3) and s_rec.requires_grad
+    with pytest.raises(ValueError, match="log_var_range"):
+        GradientDrift(3, None, log_var_range=0.0)

@@ -162,6 +162,9 @@ def test_estimate_is_reproducible_and_leaves_global_rng_alone(diag_gaussian):
     (dict(lr=0), "learning rate"), (dict(grad_clip=-1), "grad_clip"), (dict(dtype="float16"), "dtype"),
     (dict(exploration=2.0), "exploration"), (dict(checkpoint_every=5), "checkpoint_path"),
     (dict(grad_checkpoint_steps=0), "grad_checkpoint_steps"), (dict(hidden=0), "hidden"),
+    (dict(learned_variance=True), "learned_variance needs loss='vargrad'"),
+    (dict(learned_variance=-1.0, loss="vargrad"), "learned_variance"),
+    (dict(learned_variance=2.0, loss="vargrad", control=torch.nn.Linear(1, 1)), "custom control"),
 ])
 def test_bad_config_raises_value_error_naming_it(diag_gaussian, bad, match):
     with pytest.raises(ValueError, match=match):
