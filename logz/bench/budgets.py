@@ -24,9 +24,10 @@ from typing import Any, Mapping, Optional
 #: samplers with nothing to train (``fit`` is a no-op): they get no network settings
 CLASSICAL = frozenset({"smc", "ais"})
 #: learned samplers that take batch_size / num_steps / hidden / layers
-LEARNED = frozenset({"pis", "dds", "dgfs", "tb", "adjoint_sampling"})
-#: GFlowNet-style samplers built on DGFS (dt, lr_policy, lr_flow)
-GFN = frozenset({"dgfs", "tb"})
+LEARNED = frozenset({"pis", "dds", "dgfs", "dgfs_lv", "tb", "adjoint_sampling"})
+#: GFlowNet-style samplers built on DGFS (dt, lr_policy, lr_flow); dgfs_lv: DGFS with a learned
+#: per-dimension policy variance (gfn-diffusion's), on DGFS's budget otherwise
+GFN = frozenset({"dgfs", "dgfs_lv", "tb"})
 
 DGFS_LR_NOTE = ("DGFS / TB: the reference code's rates are 1e-4 (drift) / 1e-3 (flow), but it takes "
                 "one Adam step per PATH (256 updates per iteration) while logz takes one per batch "
