@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from logz.bench.budgets import DGFS_LR_NOTE
+from logz.bench.budgets import DGFS_LR_NOTE, GFN
 from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
 
 _DGFS_PAPER = "DGFS paper (Zhang et al. 2023), via REFERENCE.md"
@@ -39,6 +39,12 @@ PUBLISHED: dict[tuple[str, str], dict[str, Any]] = {
     ("dds", "manywell"): {"value": 1.2, "source": _DGFS_PAPER, "verified": False},
     ("dgfs", "manywell"): {"value": 0.90, "source": _DGFS_PAPER, "verified": False},
 }
+# DGFS with a learned policy variance is measured against the paper's (fixed-variance) DGFS
+PUBLISHED.update({("dgfs_lv", t): {**PUBLISHED[("dgfs", t)], "source": _DGFS_PAPER + ", DGFS (fixed variance)"}
+                  for t in ("gmm9", "funnel", "manywell")})
+
+#: row order of the tables: the default grid's, each variant after the sampler it varies
+ROW_ORDER = tuple(s for name in DEFAULT_SAMPLERS for s in ((name, "dgfs_lv") if name == "dgfs" else (name,)))
 
 PUBLISHED_NOTE = ("Published figures: |log Z error| with 2000 samples from the DGFS paper's Table 1 "
                   "(REFERENCE.md); those marked *unverified* are as remembered there and not yet "
@@ -196,7 +202,7 @@ def summary_table(records: Sequence[dict]) -> list[str]:
     ok = [r for r in records if r.get("status") == "ok" and r.get("abs_error") is not None]
     if not ok:
         return []
-    rank = {s: i for i, s in enumerate(DEFAULT_SAMPLERS)}  # the default grid's order first
+    rank = {s: i for i, s in enumerate(ROW_ORDER)}
     order = {t: i for i, t in enumerate(DEFAULT_TARGETS)}
     lines = ["| target | sampler | seeds | \\|log Z error\\| (mean ± std) | signed errors | ESS | mode TV "
              "| published \\|error\\| | at or below? |", "|---|---|---|---|---|---|---|---|---|"]
@@ -278,7 +284,7 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
         lines += target_table(target, [r for r in records if r["target"] == target])
         lines += mode_table(target, [r for r in records if r["target"] == target])
     notes = [PUBLISHED_NOTE]
-    if any(r.get("sampler") in ("dgfs", "tb") for r in records):
+    if any(r.get("sampler") in GFN for r in records):
         notes.append(DGFS_LR_NOTE)
     notes += sorted({r["budget_note"] for r in records if r.get("budget_note")})
     short = []

@@ -12,6 +12,9 @@ pinned to log R at t = T, NN_flow zero-initialised, and trains both with sub-tra
 balance (``losses.subtb_loss``): every pair i < j of a path gives a residual, so the
 learning signal reaches the drift from short segments, not only through the terminal
 reward. ``loss=`` swaps in TB (learned scalar log Z), VarGrad or DB (``losses.GFN_LOSSES``).
+``learned_variance=`` lets the drift network also set the per-dimension step noise
+(gfn-diffusion's policy; ``dgfs_lv`` in the registry): the fixed sigma sqrt(dt) cannot be
+narrower than a narrow target direction (the Funnel's neck) nor wider than a wide one.
 
 Paths are detached: training can use a behaviour policy with extra noise (``exploration``,
 decaying linearly to 0 over ``exploration_decay_iterations``), and backward paths drawn

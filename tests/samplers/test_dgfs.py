@@ -36,6 +36,8 @@ def test_every_loss_trains_samples_and_estimates(diag_gaussian, loss, dtype):
     else:
         assert math.isfinite(s.learned_log_z) and len(h.metrics["learned_log_z"]) == 3
     assert "tb" in samplers.names() and samplers.get("tb", target, **SMALL).loss == "tb"
+    lv = samplers.get("dgfs_lv", target, **SMALL)
+    assert lv.loss == "subtb" and lv.control.log_var_range == 4.0
 
 
 def test_flow_parameterisation_at_initialisation(diag_gaussian):
