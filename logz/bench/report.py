@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from logz.bench.budgets import DGFS_LR_NOTE, GFN
+from logz.bench.budgets import DGFS_LR_NOTE, GFN, LV_NOTE
 from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
 
 _DGFS_PAPER = "DGFS paper (Zhang et al. 2023), via REFERENCE.md"
@@ -286,6 +286,8 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
     notes = [PUBLISHED_NOTE]
     if any(r.get("sampler") in GFN for r in records):
         notes.append(DGFS_LR_NOTE)
+    if any(r.get("sampler") == "dgfs_lv" for r in records):
+        notes.append(LV_NOTE)
     notes += sorted({r["budget_note"] for r in records if r.get("budget_note")})
     short = []
     for (sampler, target), p in sorted(PUBLISHED.items()):

@@ -155,8 +155,11 @@ def test_reference_budget_matches_the_papers():
     assert dgfs["lr_schedule"] == {"kind": "cosine", "total": 5000, "final_factor": 0.01}
     assert "lr_schedule" not in b.sampler_config("pis", "funnel")
     assert b.sampler_config("dgfs", "gmm9")["dt"] == pytest.approx(0.05)
-    for target in ("gmm9", "funnel"):  # the learned-variance variant runs on DGFS's own budget
+    for target in ("gmm9", "manywell"):  # the learned-variance variant runs on DGFS's own budget
         assert b.sampler_config("dgfs_lv", target) == b.sampler_config("dgfs", target)
+    # ... except on the Funnel (budgets.LV_NOTE): a per-target override
+    assert b.sampler_config("dgfs_lv", "funnel") == {**b.sampler_config("dgfs", "funnel"), "dt": 0.05}
+    assert "per-target overrides" in b.describe()
     assert b.train_iterations("smc") == 0 and b.sampler_config("smc", "funnel") == {}
 
 
