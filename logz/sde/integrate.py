@@ -130,7 +130,7 @@ def _kernels(sde, times: Tensor, scheme: str, reference: Optional[LinearReferenc
     return _Kernels(times, dt, sqrt_dt, g, a, zero_drift, std, ctrl_scale, b, r, r_zero)
 
 
-def _log_normal_iso(diff: Tensor, std: Tensor, log_scale: Optional[Tensor] = None) -> Tensor:
+def _log_normal_diag(diff: Tensor, std: Tensor, log_scale: Optional[Tensor] = None) -> Tensor:
     """log N(diff; 0, diag(std^2 exp(2 log_scale))) over the last dim; std is a 0-dim or
     broadcastable tensor, log_scale None (isotropic) or shaped like diff."""
     d = diff.shape[-1]
@@ -344,12 +344,12 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
         u, log_scale = split_control(control(x.reshape(N * B, d), t_flat), torch.Size((N * B, d)))
         u, log_scale = u.view(N, B, d), None if log_scale is None else log_scale.view(N, B, d)
         mean = mean + col(kern.ctrl_scale) * u
-    log_f = _log_normal_iso(x_next - mean, col(kern.std), log_scale)
+    log_f = _log_normal_diag(x_next - mean, col(kern.std), log_scale)
     if reference is None:
         return log_f, torch.zeros_like(log_f)
     r = kern.r.clone()
     point_mass = r <= 0
     r[point_mass] = 1.0
-    log_b = _log_normal_iso(x - col(kern.b) * x_next, col(r))
+    log_b = _log_normal_diag(x - col(kern.b) * x_next, col(r))
     log_b = log_b.masked_fill(point_mass[:, None], 0.0)
     return log_f, log_b
