@@ -46,6 +46,7 @@ from logz.samplers.pis import PIS
 from logz.samplers.replay import ReplayBuffer, mala
 from logz.samplers.training import Trainer
 from logz.sde import path_log_densities
+from logz.sde.integrate import split_control
 from logz.sde.reference import gaussian_log_prob
 from logz.targets.base import log_prob_and_grad
 
@@ -273,11 +274,13 @@ class DGFS(PIS):
         if controls is not None:
             N, d = self.num_steps, self.dim
             t_flat = self.times[:-1].repeat_interleave(n_buf)
-            u_back = GridControl(self.control, self.times[:-1])(back[:-1].reshape(N * n_buf, d), t_flat)
-            if isinstance(controls, tuple):  # (u, log_scale) of a learned noise
-                controls = tuple(torch.cat([c, v.view(N, n_buf, d)], dim=1) for c, v in zip(controls, u_back))
-            else:
-                controls = torch.cat([controls, u_back.view(N, n_buf, d)], dim=1)
+            u_fwd, ls_fwd = split_control(controls, torch.Size((N, B - n_buf, d)), "recorded controls")
+            u_back, ls_back = split_control(
+                GridControl(self.control, self.times[:-1])(back[:-1].reshape(N * n_buf, d), t_flat),
+                torch.Size((N * n_buf, d)))
+            u = torch.cat([u_fwd, u_back.view(N, n_buf, d)], dim=1)
+            # a learned noise also carries its per-dimension log_scale along
+            controls = u if ls_fwd is None else (u, torch.cat([ls_fwd, ls_back.view(N, n_buf, d)], dim=1))
         return torch.cat([tr.states, back], dim=1), B - n_buf, controls
 
     def _refine_buffer(self) -> None:

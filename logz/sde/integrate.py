@@ -143,12 +143,16 @@ def _log_normal_diag(diff: Tensor, std: Tensor, log_scale: Optional[Tensor] = No
     return -0.5 * z.pow(2).sum(-1) - log_scale.sum(-1) - d * log_std - 0.5 * d * LOG_2PI
 
 
-def split_control(out, shape: torch.Size) -> tuple[Tensor, Optional[Tensor]]:
-    """A control's output, ``u`` or ``(u, log_scale)``, as (u, log_scale or None), shapes checked."""
+def split_control(out, shape: torch.Size, what: str = "control") -> tuple[Tensor, Optional[Tensor]]:
+    """A control's output, ``u`` or ``(u, log_scale)``, as (u, log_scale or None), shapes checked.
+
+    ``what`` names the values in the error (a control's output, or recorded ``controls``).
+    """
     u, log_scale = out if isinstance(out, tuple) else (out, None)
-    for name, v in (("control", u), ("control's log_scale", log_scale)):
+    for part, v in (("u", u), ("log_scale", log_scale)):
         if v is not None and v.shape != shape:
-            raise ValueError(f"{name} returned shape {tuple(v.shape)} for x of shape {tuple(shape)}")
+            raise ValueError(f"{what}: {part} has shape {tuple(v.shape)}, expected {tuple(shape)} "
+                             "(the shape of x)")
     return u, log_scale
 
 
@@ -334,10 +338,7 @@ def path_log_densities(sde, states: Tensor, times: Tensor, control: Optional[Con
         mean = x + torch.stack([sde.f(x[k], kern.times[k]) for k in range(N)]) * col(kern.dt)
     log_scale = None
     if controls is not None:
-        u, log_scale = controls if isinstance(controls, tuple) else (controls, None)
-        for v in (u, log_scale):
-            if v is not None and v.shape != x.shape:
-                raise ValueError(f"controls must have shape [N, B, d] = {tuple(x.shape)}, got {tuple(v.shape)}")
+        u, log_scale = split_control(controls, x.shape, "recorded controls [N, B, d]")
         mean = mean + col(kern.ctrl_scale) * u
     elif control is not None:
         t_flat = kern.times[:-1].repeat_interleave(B)

@@ -148,7 +148,7 @@ def test_grids_and_bad_input():
         integrate(BrownianReference(1.0), torch.zeros(2, 2), torch.tensor([0.0, 0.5, 0.5]))
     with pytest.raises(ValueError, match=r"\[B, dim\]"):
         integrate(BrownianReference(1.0), torch.zeros(2), uniform_grid(1.0, 3))
-    with pytest.raises(ValueError, match="control returned shape"):
+    with pytest.raises(ValueError, match="control: u has shape"):
         integrate(BrownianReference(1.0), torch.zeros(2, 2), uniform_grid(1.0, 3), lambda x, t: x[:, :1])
     with pytest.raises(ValueError, match="scheme"):
         integrate(BrownianReference(1.0), torch.zeros(2, 2), uniform_grid(1.0, 3), scheme="rk4")
@@ -218,5 +218,15 @@ def test_learned_noise_bad_shape_is_named():
     def control(x, t):
         return torch.zeros_like(x), torch.zeros(x.shape[0], 1, dtype=x.dtype)
 
-    with pytest.raises(ValueError, match="log_scale returned shape"):
+    with pytest.raises(ValueError, match="control: log_scale has shape"):
         integrate(BrownianReference(1.0), torch.zeros(8, 3, dtype=torch.float64), times, control)
+
+
+def test_recorded_controls_bad_shape_is_named():
+    times = uniform_grid(1.0, 4, dtype=torch.float64)
+    states = torch.zeros(5, 8, 3, dtype=torch.float64)
+    ok = torch.zeros(4, 8, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"recorded controls \[N, B, d\]: u has shape \(4, 8, 1\)"):
+        path_log_densities(BrownianReference(1.0), states, times, controls=ok[..., :1])
+    with pytest.raises(ValueError, match=r"recorded controls \[N, B, d\]: log_scale has shape"):
+        path_log_densities(BrownianReference(1.0), states, times, controls=(ok, ok[:, :2]))
