@@ -47,6 +47,10 @@ LV_NOTE = ("dgfs_lv (DGFS with a learned per-dimension policy variance) runs on 
            "-0.391); the learned variance narrows it where the target is narrow.")
 
 
+#: notes the report adds when a sampler is in it (how a per-target budget choice was made)
+SAMPLER_NOTES: dict[str, str] = {"dgfs_lv": LV_NOTE}
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long and how big every learned sampler runs in one benchmark cell.
@@ -164,4 +168,4 @@ def get(name: str) -> Budget:
     return BUDGETS[name]
 
 
-__all__ = ["Budget", "BUDGETS", "CLASSICAL", "LEARNED", "GFN", "DGFS_LR_NOTE", "LV_NOTE", "get", "names"]
+__all__ = ["Budget", "BUDGETS", "CLASSICAL", "LEARNED", "GFN", "DGFS_LR_NOTE", "LV_NOTE", "SAMPLER_NOTES", "get", "names"]

@@ -53,7 +53,7 @@ def _by(records: Sequence[dict], key: str) -> dict[str, list[dict]]:
 
 def log_z_error_plot(records: Sequence[dict], path: Path) -> Optional[Path]:
     """|log Z error| per sampler and seed, mean over seeds and published figure, a panel per target."""
-    from logz.bench.report import PUBLISHED
+    from logz.bench.report import published, row_rank
 
     per_target = {t: rs for t, rs in _by(_ok(records), "target").items()
                   if any(r.get("abs_error") is not None for r in rs)}
@@ -62,7 +62,7 @@ def log_z_error_plot(records: Sequence[dict], path: Path) -> Optional[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, len(per_target), figsize=(4.5 * len(per_target), 3.8), squeeze=False)
     for ax, (target, rs) in zip(axes[0], per_target.items()):
-        samplers = sorted({r["sampler"] for r in rs})
+        samplers = sorted({r["sampler"] for r in rs}, key=row_rank)
         for i, s in enumerate(samplers):
             rows = [r for r in rs if r["sampler"] == s and r.get("abs_error") is not None]
             errs = [max(r["abs_error"], 1e-6) for r in rows]
@@ -73,7 +73,7 @@ def log_z_error_plot(records: Sequence[dict], path: Path) -> Optional[Path]:
             if errs:
                 ax.hlines(sum(errs) / len(errs), i - 0.25, i + 0.25, color="C0", lw=2,
                           label="logz, mean over seeds" if i == 0 else None)
-            pub = PUBLISHED.get((s, target))
+            pub = published(s, target)
             if pub is not None:
                 ax.plot([i], [pub["value"]], marker="x" if pub["verified"] else "+", ms=10, color="C3",
                         ls="none", label="published" if pub["verified"] else "published (unverified)")

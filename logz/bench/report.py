@@ -22,8 +22,9 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from logz.bench.budgets import DGFS_LR_NOTE, GFN, LV_NOTE
+from logz.bench.budgets import DGFS_LR_NOTE, GFN, SAMPLER_NOTES
 from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
+from logz.samplers import variant_of
 
 _DGFS_PAPER = "DGFS paper (Zhang et al. 2023), via REFERENCE.md"
 
@@ -39,12 +40,27 @@ PUBLISHED: dict[tuple[str, str], dict[str, Any]] = {
     ("dds", "manywell"): {"value": 1.2, "source": _DGFS_PAPER, "verified": False},
     ("dgfs", "manywell"): {"value": 0.90, "source": _DGFS_PAPER, "verified": False},
 }
-# DGFS with a learned policy variance is measured against the paper's (fixed-variance) DGFS
-PUBLISHED.update({("dgfs_lv", t): {**PUBLISHED[("dgfs", t)], "source": _DGFS_PAPER + ", DGFS (fixed variance)"}
-                  for t in ("gmm9", "funnel", "manywell")})
 
-#: row order of the tables: the default grid's, each variant after the sampler it varies
-ROW_ORDER = tuple(s for name in DEFAULT_SAMPLERS for s in ((name, "dgfs_lv") if name == "dgfs" else (name,)))
+
+def published(sampler: str, target: str) -> Optional[dict[str, Any]]:
+    """The published figure for (sampler, target): PUBLISHED's, or for a registered variant
+    (``logz.samplers.variant_of``, e.g. DGFS with a learned variance) the figure of the
+    sampler it varies, its source saying so; None if there is none."""
+    p = PUBLISHED.get((sampler, target))
+    base = variant_of(sampler) if p is None else None
+    if base is None or (base, target) not in PUBLISHED:
+        return p
+    p = PUBLISHED[(base, target)]
+    return {**p, "source": f"{p['source']}, {base} (the sampler {sampler} varies)"}
+
+
+def row_rank(sampler: str) -> tuple:
+    """Sort key of the table rows: the default grid's order, each variant right after the sampler
+    it varies, other samplers after, by name."""
+    base = variant_of(sampler) or sampler
+    i = DEFAULT_SAMPLERS.index(base) if base in DEFAULT_SAMPLERS else len(DEFAULT_SAMPLERS)
+    return (i, base, base != sampler, sampler)
+
 
 PUBLISHED_NOTE = ("Published figures: |log Z error| with 2000 samples from the DGFS paper's Table 1 "
                   "(REFERENCE.md); those marked *unverified* are as remembered there and not yet "
@@ -99,7 +115,7 @@ def write_csv(records: Sequence[dict], path: PathLike) -> None:
 
 def published_cell(sampler: str, target: str) -> str:
     """The published figure as a table cell ('' if none)."""
-    p = PUBLISHED.get((sampler, target))
+    p = published(sampler, target)
     if p is None:
         return ""
     return f"{p['value']:g}" + ("" if p["verified"] else " (unverified)")
@@ -113,7 +129,7 @@ def verdict(sampler: str, target: str, abs_errors) -> str:
     (std / sqrt(seeds), at least 2 seeds), i.e. not distinguishable from it at this many seeds;
     'no': above by more; '' if there is no published figure.
     """
-    p = PUBLISHED.get((sampler, target))
+    p = published(sampler, target)
     v = [abs_errors] if isinstance(abs_errors, (int, float)) else [x for x in (abs_errors or []) if x is not None]
     if p is None or not v:
         return ""
@@ -164,7 +180,7 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     by_sampler: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_sampler[r["sampler"]].append(r)
-    for sampler in sorted(by_sampler):
+    for sampler in sorted(by_sampler, key=row_rank):
         rows = [r for r in by_sampler[sampler] if r.get("status") == "ok"]
         failed = len(by_sampler[sampler]) - len(rows)
         seeds = f"{len(rows)}" + (f" (+{failed} failed)" if failed else "")
@@ -202,12 +218,11 @@ def summary_table(records: Sequence[dict]) -> list[str]:
     ok = [r for r in records if r.get("status") == "ok" and r.get("abs_error") is not None]
     if not ok:
         return []
-    rank = {s: i for i, s in enumerate(ROW_ORDER)}
     order = {t: i for i, t in enumerate(DEFAULT_TARGETS)}
     lines = ["| target | sampler | seeds | \\|log Z error\\| (mean ± std) | signed errors | ESS | mode TV "
              "| published \\|error\\| | at or below? |", "|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["target"], r["sampler"]) for r in ok},
-                  key=lambda k: (order.get(k[0], 99), k[0], rank.get(k[1], 99), k[1]))
+                  key=lambda k: (order.get(k[0], 99), k[0], row_rank(k[1])))
     for target, sampler in keys:
         rs = sorted((r for r in ok if (r["target"], r["sampler"]) == (target, sampler)), key=lambda r: r["seed"])
         abs_err = [r["abs_error"] for r in rs]
@@ -286,13 +301,13 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
     notes = [PUBLISHED_NOTE]
     if any(r.get("sampler") in GFN for r in records):
         notes.append(DGFS_LR_NOTE)
-    if any(r.get("sampler") == "dgfs_lv" for r in records):
-        notes.append(LV_NOTE)
+    notes += [SAMPLER_NOTES[s] for s in sorted({r.get("sampler") for r in records} & set(SAMPLER_NOTES))]
     notes += sorted({r["budget_note"] for r in records if r.get("budget_note")})
     short = []
-    for (sampler, target), p in sorted(PUBLISHED.items()):
+    for sampler, target in sorted({(r["sampler"], r["target"]) for r in ok}):
+        p = published(sampler, target)
         m = _mean(r.get("abs_error") for r in ok if r["sampler"] == sampler and r["target"] == target)
-        if m is not None and m > p["value"]:
+        if p is not None and m is not None and m > p["value"]:
             short.append(f"{sampler} on {target}: {m:.3g} vs published {published_cell(sampler, target)}")
     if short:
         notes.append("Where logz falls short of the published figure: " + "; ".join(short) + ".")
@@ -331,6 +346,6 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
     return paths
 
 
-__all__ = ["PUBLISHED", "PUBLISHED_NOTE", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
+__all__ = ["PUBLISHED", "PUBLISHED_NOTE", "published", "row_rank", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
            "best_of_evaluations",
            "write_csv", "mode_fractions", "summary_table", "target_table", "mode_table", "markdown", "write_report"]

@@ -415,4 +415,5 @@ class DGFS(PIS):
 register("dgfs", DGFS)
 register("tb", lambda target, **config: DGFS(target, **{"loss": "tb", **config}))
 # DGFS with gfn-diffusion's learned per-dimension policy variance (log-variance range 4)
-register("dgfs_lv", lambda target, **config: DGFS(target, **{"learned_variance": 4.0, **config}))
+register("dgfs_lv", lambda target, **config: DGFS(target, **{"learned_variance": 4.0, **config}),
+         variant_of="dgfs")

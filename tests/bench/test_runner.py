@@ -236,3 +236,24 @@ def test_best_of_evaluations_is_the_smallest_error_over_training_and_final():
     assert best_of_evaluations(rec) == pytest.approx(0.1)
     assert best_of_evaluations({"true_log_z": 1.0, "log_z": 0.8}) == pytest.approx(0.2)  # no evaluations
     assert best_of_evaluations({"true_log_z": None, "log_z": 0.8}) is None
+
+
+def test_variants_follow_their_sampler_and_take_its_published_figure():
+    """A sampler registered with variant_of= sorts right after the sampler it varies and is
+    compared with that sampler's published figure (its source says so); others have none."""
+    from logz import samplers
+    from logz.bench.report import published, row_rank
+
+    assert samplers.variant_of("dgfs_lv") == "dgfs" and samplers.variant_of("dgfs") is None
+    samplers.register("pis_variant_for_test", lambda target, **config: samplers.get("pis", target, **config),
+                      variant_of="pis")
+    try:
+        assert sorted(["tb", "pis_variant_for_test", "dgfs_lv", "dds", "pis", "dgfs", "zzz"], key=row_rank) == [
+            "pis", "pis_variant_for_test", "dds", "dgfs", "dgfs_lv", "tb", "zzz"]
+        p = published("pis_variant_for_test", "gmm9")
+        assert p["value"] == PUBLISHED[("pis", "gmm9")]["value"] and "pis_variant_for_test varies" in p["source"]
+        assert verdict("pis_variant_for_test", "gmm9", 2 * p["value"]) == "no"
+        assert published("pis_variant_for_test", "no_such_target") is None and published("zzz", "gmm9") is None
+    finally:
+        samplers._REGISTRY.pop("pis_variant_for_test")
+        samplers._VARIANT_OF.pop("pis_variant_for_test")
