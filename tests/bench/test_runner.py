@@ -238,6 +238,17 @@ def test_best_of_evaluations_is_the_smallest_error_over_training_and_final():
     assert best_of_evaluations({"true_log_z": None, "log_z": 0.8}) is None
 
 
+def test_late_evaluations_error_averages_the_second_half_and_the_final_model():
+    from logz.bench.report import late_evaluations_error
+
+    rec = {"true_log_z": 1.0, "log_z": 1.3, "iterations": 400,
+           "evaluations": {"iteration": [100, 200, 300, 400], "log_z": [9.0, 9.0, 0.5, None]}}
+    # iterations 300 (|0.5 - 1| = 0.5) and the final model (0.3); 100 and 200 are the first half
+    assert late_evaluations_error(rec) == pytest.approx(0.4)
+    assert late_evaluations_error({"true_log_z": 1.0, "log_z": 0.8}) == pytest.approx(0.2)
+    assert late_evaluations_error({"true_log_z": None, "log_z": 0.8}) is None
+
+
 def test_variants_follow_their_sampler_and_take_its_published_figure():
     """A sampler registered with variant_of= sorts right after the sampler it varies and is
     compared with that sampler's published figure (its source says so); others have none."""
