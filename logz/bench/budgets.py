@@ -140,9 +140,9 @@ BUDGETS: dict[str, Budget] = {
         "reference", iterations=5000, eval_samples=2000, eval_every=500,
         gfn_lr=(1e-3, 1e-2), gfn_cosine_final=0.01,
         overrides={"tb": {"batch_size": 300}},
-        # DGFS with a learned variance on the wide T = 5 reference (the DGFS code's MoG step) on
-        # Funnel-10: the policy narrows the noise in the neck itself (LV_NOTE)
-        # and on Many-Well-32 with a uniform replay buffer refined by MALA local search
+        # DGFS with a learned variance (LV_NOTE): on Funnel-10 on the wide T = 5 reference (the
+        # policy narrows the noise in the neck itself), on Many-Well-32 with a uniform replay
+        # buffer refined by MALA local search
         target_overrides={"dgfs_lv": {"funnel": {"dt": 0.05},
                                       "manywell": {"replay": True, "local_search": True,
                                                    "replay_prioritized": "uniform"}}},

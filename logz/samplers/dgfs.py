@@ -45,8 +45,7 @@ from logz.samplers._common import _check, _is_int, _log_mean_exp
 from logz.samplers.pis import PIS
 from logz.samplers.replay import ReplayBuffer, mala
 from logz.samplers.training import Trainer
-from logz.sde import path_log_densities
-from logz.sde.integrate import split_control
+from logz.sde import path_log_densities, split_control
 from logz.sde.reference import gaussian_log_prob
 from logz.targets.base import log_prob_and_grad
 
