@@ -290,6 +290,8 @@ class ModeCoverage:
         tv: Metric, total variation ½ Σ |fractions - expected| (mixtures) or the mean
             |fraction - expected| over pairs (Many-Well); bootstrap stderr. Biased upward
             by the multinomial noise (≈ Σ stderr / √(2π) when the sampler is exact).
+        kind: ``"mixture"`` (one entry per mode) or ``"wells"`` (one entry per double-well
+            pair: the right-well fraction), so readers of stored records need not guess.
     """
 
     fractions: Tensor
@@ -297,6 +299,7 @@ class ModeCoverage:
     stderr: Tensor
     coverage: Metric
     tv: Metric
+    kind: str = "mixture"
 
     def z_scores(self) -> Tensor:
         """(fractions - expected) / stderr, Tensor[K]."""
@@ -323,6 +326,7 @@ def mode_coverage(x: Tensor, target, min_count: int = 1, num_bootstrap: int = 20
         cov, tv = stats(signs)
         idx = torch.randint(n, (num_bootstrap, n), generator=gen)
         boots = [stats(signs[i]) for i in idx]
+        kind = "wells"
     elif hasattr(target, "assign_modes") and hasattr(target, "weights"):
         p = torch.as_tensor(target.weights, dtype=torch.float64).cpu()
         K = p.numel()
@@ -336,6 +340,7 @@ def mode_coverage(x: Tensor, target, min_count: int = 1, num_bootstrap: int = 20
         draws = torch.multinomial(frac, n * num_bootstrap, replacement=True, generator=gen)
         bc = torch.nn.functional.one_hot(draws.view(num_bootstrap, n), K).sum(1).double()
         boots = [stats_c(c) for c in bc]
+        kind = "mixture"
     else:
         raise ValueError(f"target {getattr(target, 'name', target)!r} has neither assign_modes+weights "
                          f"(mixture) nor well_signs+prob_right_well (Many-Well)")
@@ -343,7 +348,7 @@ def mode_coverage(x: Tensor, target, min_count: int = 1, num_bootstrap: int = 20
     bc_tv = torch.stack([b[1] for b in boots])
     se = torch.sqrt(p * (1 - p) / n)
     return ModeCoverage(frac, p, se, Metric(float(cov), float(bc_cov.std()), {"min_count": min_count}),
-                        Metric(float(tv), float(bc_tv.std()), {"num_samples": n}))
+                        Metric(float(tv), float(bc_tv.std()), {"num_samples": n}), kind)
 
 
 # -- energies --------------------------------------------------------------------------------

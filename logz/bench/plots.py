@@ -224,7 +224,7 @@ def mode_plot(target_name: str, records: Sequence[dict], path: Path) -> Optional
     rows = [r for r in _ok(records) if r.get("metrics", {}).get("mode_coverage", {}).get("fractions")]
     if not rows:
         return None
-    from logz.bench.report import mode_fractions
+    from logz.bench.report import mode_fractions, mode_kind
 
     plt = _plt()
     by_sampler = mode_fractions(rows)
@@ -243,7 +243,7 @@ def mode_plot(target_name: str, records: Sequence[dict], path: Path) -> Optional
                       dtype=torch.float64).pow(2).mean(0).sqrt()  # a typical seed's binomial stderr
     ax.errorbar(torch.arange(K).numpy(), p.numpy(), xerr=0.45, yerr=(2 * se).numpy(), fmt="none",
                 ecolor="k", lw=1.2, label="exact (± 2 binomial stderr)")
-    many_well = target_name.startswith("manywell")
+    many_well = mode_kind(rows[0]) == "wells"
     labels = rows[0]["metrics"]["mode_coverage"].get("labels")  # e.g. the Funnel's x0 bands
     if labels:
         ax.set_xticks(range(K), labels=labels, fontsize=7)

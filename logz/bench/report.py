@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from logz.bench.budgets import DGFS_LR_NOTE, GFN, SAMPLER_NOTES
+from logz.bench.budgets import DGFS_LR_NOTE, GFN, OVERRIDE_NOTES, SAMPLER_NOTES
 from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
 from logz.samplers import variant_of
 
@@ -228,6 +228,12 @@ def mode_fractions(records: Sequence[dict]) -> dict[str, Tensor]:
     return {s: torch.tensor(v, dtype=torch.float64) for s, v in sorted(out.items())}
 
 
+def mode_kind(record: dict) -> str:
+    """``"wells"`` when the record's mode_coverage is per double-well pair (Many-Well), else
+    ``"mixture"`` (one fraction per mode); stored by the metric as ``kind``."""
+    return record.get("metrics", {}).get("mode_coverage", {}).get("kind", "mixture")
+
+
 def summary_table(records: Sequence[dict]) -> list[str]:
     """One compact markdown table over every target (the README's): per (target, sampler) the
     |log Z error| mean ± std over seeds, the signed errors, ESS, mode TV, the published
@@ -258,7 +264,7 @@ def mode_table(target: str, records: Sequence[dict]) -> list[str]:
             and r.get("metrics", {}).get("mode_coverage", {}).get("fractions")]
     if not rows:
         return []
-    many_well = target.startswith("manywell")
+    many_well = mode_kind(rows[0]) == "wells"
     labels = rows[0]["metrics"]["mode_coverage"].get("labels")
     what = ("right-well fraction per pair" if many_well else
             f"weight per mode: {', '.join(labels)}" if labels else "weight per mode")
@@ -322,6 +328,8 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
     if any(r.get("sampler") in GFN for r in records):
         notes.append(DGFS_LR_NOTE)
     notes += [SAMPLER_NOTES[s] for s in sorted({r.get("sampler") for r in records} & set(SAMPLER_NOTES))]
+    notes += [OVERRIDE_NOTES[k] for k in sorted({(r.get("sampler"), r.get("target")) for r in records}
+                                                & set(OVERRIDE_NOTES))]
     notes += sorted({r["budget_note"] for r in records if r.get("budget_note")})
     short = []
     for sampler, target in sorted({(r["sampler"], r["target"]) for r in ok}):
@@ -368,4 +376,4 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "published", "row_rank", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
            "best_of_evaluations", "late_evaluations_error",
-           "write_csv", "mode_fractions", "summary_table", "target_table", "mode_table", "markdown", "write_report"]
+           "write_csv", "mode_fractions", "mode_kind", "summary_table", "target_table", "mode_table", "markdown", "write_report"]

@@ -52,7 +52,7 @@ def _mode_coverage(x, exact, target, seed) -> dict:
     return {"value": mc.tv.value, "stderr": mc.tv.stderr, "coverage": mc.coverage.value,
             "coverage_stderr": mc.coverage.stderr, "what": "mode total variation",
             "fractions": [float(f) for f in mc.fractions], "expected": [float(p) for p in mc.expected],
-            "fraction_stderr": [float(e) for e in mc.stderr],
+            "fraction_stderr": [float(e) for e in mc.stderr], "kind": mc.kind,
             **({"labels": list(target.mode_labels())} if hasattr(target, "mode_labels") else {})}
 
 

@@ -153,7 +153,7 @@ def test_mode_coverage_mixture():
     t = T.get("gmm9")
     x = t.sample(3000, _gen(0))
     cov = M.mode_coverage(x, t)
-    assert cov.coverage.value == 1.0 and cov.fractions.shape == (9,)
+    assert cov.coverage.value == 1.0 and cov.fractions.shape == (9,) and cov.kind == "mixture"
     assert cov.z_scores().abs().max() < 4.5
     assert cov.tv.value < 0.5 * float(cov.stderr.sum()) * 3  # TV of an exact sampler: multinomial noise only
     collapsed = t.means[0] + 0.1 * torch.randn(500, 2, generator=_gen(1), dtype=torch.float64)
@@ -165,7 +165,7 @@ def test_mode_coverage_manywell():
     t = T.get("manywell", dim=8)
     x = t.sample(3000, _gen(0))
     cov = M.mode_coverage(x, t)
-    assert cov.fractions.shape == (4,) and cov.coverage.value == 1.0
+    assert cov.fractions.shape == (4,) and cov.coverage.value == 1.0 and cov.kind == "wells"
     assert cov.z_scores().abs().max() < 4.5
     right_only = x.clone()
     right_only[:, 0::2] = right_only[:, 0::2].abs()

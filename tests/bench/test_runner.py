@@ -157,7 +157,7 @@ def test_reference_budget_matches_the_papers():
     assert b.sampler_config("dgfs", "gmm9")["dt"] == pytest.approx(0.05)
     # the learned-variance variant runs on DGFS's own budget on gmm9 ...
     assert b.sampler_config("dgfs_lv", "gmm9") == b.sampler_config("dgfs", "gmm9")
-    # ... with per-target overrides on the Funnel and Many-Well (budgets.LV_NOTE)
+    # ... with per-target overrides on the Funnel and Many-Well (budgets.OVERRIDE_NOTES)
     assert b.sampler_config("dgfs_lv", "funnel") == {**b.sampler_config("dgfs", "funnel"), "dt": 0.05}
     assert b.sampler_config("dgfs_lv", "manywell") == {
         **b.sampler_config("dgfs", "manywell"), "replay": True, "local_search": True, "replay_prioritized": "uniform"}
@@ -165,14 +165,27 @@ def test_reference_budget_matches_the_papers():
     assert b.train_iterations("smc") == 0 and b.sampler_config("smc", "funnel") == {}
 
 
+def test_every_per_target_override_says_why_and_the_report_prints_it():
+    from logz.bench.budgets import BUDGETS, OVERRIDE_NOTES
+    from logz.bench.report import markdown
+
+    pairs = {(s, t) for b in BUDGETS.values() for s, per in b.target_overrides.items() for t in per}
+    assert pairs and pairs <= set(OVERRIDE_NOTES)
+    rec = {"status": "ok", "sampler": "dgfs_lv", "target": "manywell", "seed": 0, "error": 0.1,
+           "abs_error": 0.1, "budget": "reference", "dim": 32}
+    text = markdown([rec])
+    assert OVERRIDE_NOTES[("dgfs_lv", "manywell")] in text
+    assert OVERRIDE_NOTES[("dgfs_lv", "funnel")] not in text  # only the pairs the report shows
+
+
 def test_mode_table_flags_a_sampler_that_misses_a_well():
     from logz.bench.report import mode_table
 
-    def rec(sampler, seed, fractions):
+    def rec(sampler, seed, fractions, kind="wells"):
         n = 2000
         return {"status": "ok", "sampler": sampler, "seed": seed, "metrics": {"mode_coverage": {
             "coverage": 1.0, "value": 0.0, "fractions": fractions, "expected": [0.8, 0.8],
-            "fraction_stderr": [(0.8 * 0.2 / n) ** 0.5] * 2}}}
+            "fraction_stderr": [(0.8 * 0.2 / n) ** 0.5] * 2, "kind": kind}}}
     se = (0.8 * 0.2 / 2000) ** 0.5
     lines = mode_table("manywell", [rec("good", 0, [0.8, 0.8 + se]), rec("bad", 0, [0.8, 0.5])])
     assert lines[0].startswith("Mode occupation (right-well fraction per pair; exact 0.800")
@@ -180,6 +193,9 @@ def test_mode_table_flags_a_sampler_that_misses_a_well():
     assert "| 0 of 2 |" in row["good"] and "| 1 of 2 |" in row["bad"]
     assert "0.500 to 0.800" in row["bad"]
     assert mode_table("funnel", [{"status": "ok", "sampler": "pis", "metrics": {}}]) == []
+    # the record's own kind decides the reading, not the target's name
+    assert mode_table("manywell", [rec("good", 0, [0.8, 0.8], "mixture")])[0].startswith(
+        "Mode occupation (weight per mode; exact 0.800")
 
     # seeds with different sample sizes: the seed-average's stderr combines each seed's own
     # (sqrt(s0^2 + s1^2) / 2), not the first seed's / sqrt(2); 2.5 pooled stderrs is not flagged
