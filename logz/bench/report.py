@@ -256,6 +256,59 @@ def summary_table(records: Sequence[dict]) -> list[str]:
     return lines + [""]
 
 
+def difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, Optional[float]]:
+    """mean(a) - mean(b) and its standard error sqrt(var(a)/n_a + var(b)/n_b) (seeds independent;
+    None when either side has fewer than 2 values)."""
+    d = statistics.mean(a) - statistics.mean(b)
+    if len(a) < 2 or len(b) < 2:
+        return d, None
+    return d, math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+
+
+def versus_table(records: Sequence[dict], challengers: Optional[Sequence[str]] = None,
+                 baselines: Sequence[str] = ("pis", "dds")) -> list[str]:
+    """Markdown lines: per target, each challenger (default: DGFS and its registered variants)
+    against each baseline, by the difference of mean |log Z error| over seeds (final model) and
+    of the late-evaluations mean |error|, each with its standard error; 'lower by > 2 s.e.' is a
+    win the seeds resolve; 'lower' / 'higher' within 2 s.e. are not resolved. [] if nothing to compare."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("abs_error") is not None]
+    present = sorted({r["sampler"] for r in ok}, key=row_rank)
+    if challengers is None:
+        challengers = [s for s in present if s == "dgfs" or variant_of(s) == "dgfs"]
+    order = {t: i for i, t in enumerate(DEFAULT_TARGETS)}
+
+    def cell(a: list[float], b: list[float]) -> tuple[str, str]:
+        if not a or not b:
+            return "", ""
+        d, se = difference(a, b)
+        if se is None:
+            return f"{d:+.3f}", "lower" if d < 0 else "higher"
+        word = "lower" if d < 0 else "higher"
+        return f"{d:+.3f} ± {se:.3f}", f"{word} by > 2 s.e." if abs(d) > 2 * se else f"{word}, within 2 s.e."
+
+    lines = []
+    for target in sorted({r["target"] for r in ok}, key=lambda t: (order.get(t, 99), t)):
+        rs = [r for r in ok if r["target"] == target]
+        for c in challengers:
+            for b in baselines:
+                a_recs = [r for r in rs if r["sampler"] == c]
+                b_recs = [r for r in rs if r["sampler"] == b]
+                if not a_recs or not b_recs:
+                    continue
+                final = cell([r["abs_error"] for r in a_recs], [r["abs_error"] for r in b_recs])
+                late = cell([v for v in map(late_evaluations_error, a_recs) if v is not None],
+                            [v for v in map(late_evaluations_error, b_recs) if v is not None])
+                lines.append(f"| {target} | {c} ({len(a_recs)}) | {b} ({len(b_recs)}) | {final[0]} | {final[1]} "
+                             f"| {late[0]} | {late[1]} |")
+    if not lines:
+        return []
+    return ["Side by side (seeds in brackets): difference of mean |log Z error| over seeds, challenger "
+            "minus baseline (negative: the challenger is closer to the truth), ± its standard error "
+            "sqrt(s_a^2/n_a + s_b^2/n_b):", "",
+            "| target | challenger | baseline | final model: difference | | late evaluations: difference | |",
+            "|---|---|---|---|---|---|---|"] + lines + [""]
+
+
 def mode_table(target: str, records: Sequence[dict]) -> list[str]:
     """Markdown lines comparing each sampler's per-mode occupation with the exact weights
     (Many-Well: per double-well pair, the fraction of samples in the right well); [] when
@@ -320,7 +373,7 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
              "mode weights; on Many-Well the mean over pairs of |right-well fraction - exact|).", ""]
     summary = summary_table(records)
     if summary:
-        lines += ["## Summary", ""] + summary
+        lines += ["## Summary", ""] + summary + versus_table(records)
     for target in sorted({r["target"] for r in records}):
         lines += target_table(target, [r for r in records if r["target"] == target])
         lines += mode_table(target, [r for r in records if r["target"] == target])
@@ -376,4 +429,4 @@ def write_report(out: PathLike, *, plots: bool = True, cells: Optional[set[str]]
 
 __all__ = ["PUBLISHED", "PUBLISHED_NOTE", "published", "row_rank", "CSV_FIELDS", "mean_std", "published_cell", "verdict",
            "best_of_evaluations", "late_evaluations_error",
-           "write_csv", "mode_fractions", "mode_kind", "summary_table", "target_table", "mode_table", "markdown", "write_report"]
+           "write_csv", "mode_fractions", "mode_kind", "summary_table", "versus_table", "difference", "target_table", "mode_table", "markdown", "write_report"]

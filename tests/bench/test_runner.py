@@ -286,3 +286,26 @@ def test_variants_follow_their_sampler_and_take_its_published_figure():
     finally:
         samplers._REGISTRY.pop("pis_variant_for_test")
         samplers._VARIANT_OF.pop("pis_variant_for_test")
+
+
+def test_versus_table_resolves_a_win_only_beyond_two_standard_errors():
+    from logz.bench.report import difference, versus_table
+
+    d, se = difference([1.0, 2.0, 3.0], [2.0, 4.0])
+    assert d == pytest.approx(-1.0) and se == pytest.approx((1.0 / 3 + 2.0 / 2) ** 0.5)
+    assert difference([1.0], [2.0, 3.0]) == (-1.5, None)
+
+    def rec(sampler, seed, error):
+        return {"status": "ok", "target": "gmm9", "sampler": sampler, "seed": seed, "error": error,
+                "abs_error": abs(error), "log_z": error, "true_log_z": 0.0, "iterations": 10,
+                "evaluations": {"iteration": [2, 8], "log_z": [5.0, error]}}  # iteration 2: not late
+
+    far = [rec("dgfs", 0, 0.10), rec("dgfs", 1, 0.12), rec("pis", 0, 0.50), rec("pis", 1, 0.54)]
+    near = [rec("dgfs_lv", 0, 0.40), rec("dgfs_lv", 1, 0.60)]
+    lines = versus_table(far + near)
+    row = {tuple(c.strip() for c in ln.split("|")[2:4]): ln for ln in lines if ln.startswith("| gmm9")}
+    assert set(row) == {("dgfs (2)", "pis (2)"), ("dgfs_lv (2)", "pis (2)")}  # dgfs_lv: a variant of dgfs
+    assert "| -0.410 ± 0.022 | lower by > 2 s.e. |" in row[("dgfs (2)", "pis (2)")]
+    # -0.02 +- 0.10: not resolved; late evaluations = the final one only (the iteration-2 one is early)
+    assert row[("dgfs_lv (2)", "pis (2)")].count("lower, within 2 s.e.") == 2
+    assert versus_table(near) == []  # no baseline in the records
