@@ -230,8 +230,12 @@ def mode_fractions(records: Sequence[dict]) -> dict[str, Tensor]:
 
 def mode_kind(record: dict) -> str:
     """``"wells"`` when the record's mode_coverage is per double-well pair (Many-Well), else
-    ``"mixture"`` (one fraction per mode); stored by the metric as ``kind``."""
-    return record.get("metrics", {}).get("mode_coverage", {}).get("kind", "mixture")
+    ``"mixture"`` (one fraction per mode); stored by the metric as ``kind``. Records written
+    before that field: a mixture's exact weights sum to 1, the pairs' right-well weights do not."""
+    mc = record.get("metrics", {}).get("mode_coverage", {})
+    if "kind" in mc:
+        return mc["kind"]
+    return "mixture" if abs(sum(mc.get("expected") or [1.0]) - 1.0) < 1e-6 else "wells"
 
 
 def summary_table(records: Sequence[dict]) -> list[str]:

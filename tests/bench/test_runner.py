@@ -196,6 +196,13 @@ def test_mode_table_flags_a_sampler_that_misses_a_well():
     # the record's own kind decides the reading, not the target's name
     assert mode_table("manywell", [rec("good", 0, [0.8, 0.8], "mixture")])[0].startswith(
         "Mode occupation (weight per mode; exact 0.800")
+    # records from before the kind field: exact weights summing to 1 are a mixture's
+    from logz.bench.report import mode_kind
+    old = rec("good", 0, [0.8, 0.8])
+    del old["metrics"]["mode_coverage"]["kind"]
+    assert mode_kind(old) == "wells"
+    old["metrics"]["mode_coverage"]["expected"] = [0.25, 0.75]
+    assert mode_kind(old) == "mixture"
 
     # seeds with different sample sizes: the seed-average's stderr combines each seed's own
     # (sqrt(s0^2 + s1^2) / 2), not the first seed's / sqrt(2); 2.5 pooled stderrs is not flagged
