@@ -218,14 +218,14 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
 
 
 def mode_fractions(records: Sequence[dict]) -> dict[str, Tensor]:
-    """Per-mode fractions stored by the mode_coverage metric, by sampler: Tensor[seeds, K]
-    (finished records that stored them only)."""
+    """Per-mode fractions stored by the mode_coverage metric, by sampler in table order
+    (``row_rank``): Tensor[seeds, K] (finished records that stored them only)."""
     out: dict[str, list] = defaultdict(list)
     for r in records:
         f = r.get("metrics", {}).get("mode_coverage", {}).get("fractions") if r.get("status") == "ok" else None
         if f:
             out[r["sampler"]].append(f)
-    return {s: torch.tensor(v, dtype=torch.float64) for s, v in sorted(out.items())}
+    return {s: torch.tensor(out[s], dtype=torch.float64) for s in sorted(out, key=row_rank)}
 
 
 def mode_kind(record: dict) -> str:

@@ -316,3 +316,12 @@ def test_versus_table_resolves_a_win_only_beyond_two_standard_errors():
     # -0.02 +- 0.10: not resolved; late evaluations = the final one only (the iteration-2 one is early)
     assert row[("dgfs_lv (2)", "pis (2)")].count("lower, within 2 s.e.") == 2
     assert versus_table(near) == []  # no baseline in the records
+
+
+def test_mode_fractions_come_in_table_order():
+    from logz.bench.report import mode_fractions, row_rank
+
+    recs = [{"status": "ok", "sampler": s, "metrics": {"mode_coverage": {"fractions": [0.5, 0.5]}}}
+            for s in ("tb", "dgfs", "pis", "dds")]
+    assert list(mode_fractions(recs)) == sorted(["tb", "dgfs", "pis", "dds"], key=row_rank)
+    assert list(mode_fractions(recs))[0] == "pis"
