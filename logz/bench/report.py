@@ -285,9 +285,9 @@ def versus_table(records: Sequence[dict], challengers: Optional[Sequence[str]] =
         if not a or not b:
             return "", ""
         d, se = difference(a, b)
-        if se is None:
-            return f"{d:+.3f}", "lower" if d < 0 else "higher"
         word = "lower" if d < 0 else "higher"
+        if se is None:
+            return f"{d:+.3f}", word
         return f"{d:+.3f} ± {se:.3f}", f"{word} by > 2 s.e." if abs(d) > 2 * se else f"{word}, within 2 s.e."
 
     lines = []
