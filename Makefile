@@ -15,7 +15,7 @@ STAMP := $(VENV)/.logz-installed
 endif
 PYTEST_ARGS ?=
 
-.PHONY: demo install test test-slow bench clean
+.PHONY: demo install test test-slow bench device-prep clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -40,6 +40,15 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -o python_files="bench_*.py" -p no:xdist --benchmark-only \
 		--benchmark-json=benchmarks/last.json $(PYTEST_ARGS)
+
+# What a lent GPU machine lacks, for benchmarks/device_check.sh (carry .whl and .devdata there):
+# wheels of the dependencies its image does not hold, and the data sets (../shared does not travel)
+device-prep: $(STAMP)
+	rm -rf .whl .devdata && mkdir -p .whl .devdata
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl pyro-ppl pyro-api pot
+	cp "$${LOGZ_DATA_DIR:-../shared/data}"/*.csv .devdata/
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
