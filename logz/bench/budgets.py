@@ -49,7 +49,7 @@ OVERRIDE_NOTES: dict[tuple[str, str], str] = {
     ("dgfs_lv", "funnel"): (
         "dgfs_lv on Funnel-10 uses dt = 0.05 (T = 5, terminal reference N(0, 5 I), as the DGFS "
         "code's MoG runs): chosen on seed 0 between dt = 0.01 (-0.387; seed 1 -0.381) and 0.05 "
-        "(-0.302); seeds 1 and 2 were run after the choice (results/probes/README.md). A wide fixed "
+        "(-0.302); seeds 1 to 5 were run after the choice (results/probes/README.md). A wide fixed "
         "noise alone opens the funnel's mouth and closes its neck (DGFS dt = 0.05: -0.391); the "
         "learned variance narrows it where the target is narrow."),
     ("dgfs_lv", "manywell"): (
