@@ -11,15 +11,7 @@
 # append the table to benchmarks/README.md here. Limits (seconds) keep it inside one
 # 10-minute call: TEST_LIMIT (default 240), BENCH_LIMIT (270). TESTS overrides the test paths.
 set -o pipefail
-OUT=${OUT:-/tmp/device_check}; mkdir -p "$OUT"
-PY=${PY:-python3}
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "device_check: installing the carried wheels failed"; exit 2; }
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-[ -d .devdata ] && export LOGZ_DATA_DIR=$PWD/.devdata
+. "$(dirname "$0")/device_env.sh"
 $PY - <<'PY' 2>&1 | tee "$OUT/env.log"
 import torch, logz
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())

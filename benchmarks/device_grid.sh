@@ -11,12 +11,7 @@
 set -o pipefail
 target=$1; samplers=$2; first=${3:-0}; n=${4:-6}; par=${5:-8}; budget=${6:-reference}
 [ -n "$target" ] && [ -n "$samplers" ] || { sed -n 2,12p "$0"; exit 2; }
-OUT=${OUT:-/tmp/device_grid}; mkdir -p "$OUT"; PY=${PY:-python3}
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 2
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+. "$(dirname "$0")/device_env.sh"
 device=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 runs=$OUT/grid; mkdir -p "$runs"
 jobs=()
