@@ -12,15 +12,10 @@
 # 10-minute call: TEST_LIMIT (default 240), BENCH_LIMIT (270). TESTS overrides the test paths.
 set -o pipefail
 . "$(dirname "$0")/device_env.sh"
-$PY - <<'PY' 2>&1 | tee "$OUT/env.log"
-import torch, logz
-print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
-if torch.cuda.is_available():
-    print("device", torch.cuda.get_device_name())
-PY
-$PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
-  || echo "device_check: no CUDA device here: the CUDA halves will skip and the benchmark runs on the CPU only"
 DEVICES=$($PY -c "import torch; print('cpu cuda' if torch.cuda.is_available() else 'cpu')")
+$PY -c "import torch, logz; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'devices:', '$DEVICES',
+      torch.cuda.get_device_name() if torch.cuda.is_available() else '')" 2>&1 | tee "$OUT/env.log"
+[ "$DEVICES" = "cpu" ] && echo "device_check: no CUDA device here: the CUDA halves will skip and the benchmark runs on the CPU only"
 N=$($PY -c "import os; print(max(1, min(8, (os.cpu_count() or 2) // 2)))")
 timeout "${TEST_LIMIT:-240}" $PY -m pytest -q -m "not slow" -n "$N" -p no:cacheprovider ${TESTS:-tests} 2>&1 | tee "$OUT/pytest.log"
 rc_test=$?

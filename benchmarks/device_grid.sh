@@ -12,6 +12,7 @@ set -o pipefail
 target=$1; samplers=$2; first=${3:-0}; n=${4:-6}; par=${5:-8}; budget=${6:-reference}
 [ -n "$target" ] && [ -n "$samplers" ] || { sed -n 2,12p "$0"; exit 2; }
 . "$(dirname "$0")/device_env.sh"
+metrics="sliced_w2 mmd energy_w2 mode_coverage"
 device=$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 runs=$OUT/grid; mkdir -p "$runs"
 jobs=()
@@ -23,11 +24,11 @@ for job in "${jobs[@]}"; do
   s=${job%%:*}; k=${job##*:}
   left=$(( deadline - $(date +%s) ))
   timeout "$left" $PY -m logz bench --targets "$target" --samplers "$s" --seeds 1 --first-seed "$k" \
-    --budget "$budget" --metrics sliced_w2 mmd energy_w2 mode_coverage --out "$runs" --device "$device" \
+    --budget "$budget" --metrics $metrics --out "$runs" --device "$device" \
     --threads 1 --no-plots --quiet > "$OUT/$target-$s-$k.log" 2>&1 &
 done
 wait
 $PY -m logz bench --targets "$target" --samplers $samplers --seeds "$n" --first-seed "$first" \
-  --budget "$budget" --metrics sliced_w2 mmd energy_w2 mode_coverage --out "$runs" --report-only --no-plots > "$OUT/report.log" 2>&1
+  --budget "$budget" --metrics $metrics --out "$runs" --report-only --no-plots > "$OUT/report.log" 2>&1
 tar czf "$OUT/grid.tgz" -C "$runs" cells results.jsonl report.md 2>/dev/null
 ls "$runs/cells" | wc -l | xargs echo "device_grid: finished cells:"
