@@ -6,22 +6,26 @@
 - ``AdjointMatching(base, reward, ...)``: lean-adjoint regression with the memoryless schedule.
 - Baselines, same interface: ``ContinuousAdjoint``, ``DRaFT``, ``NonMemorylessAdjointMatching``.
 - Noise schedules: ``MemorylessNoise``, ``ConstantNoise``, ``ScaledNoise``; ``FlowSDE``.
+
+All of them train through ``logz.training.Trainer`` (as the learned samplers do): ``fit`` returns
+a ``logz.training.History``; ``save`` / ``load`` write and read fingerprinted checkpoints that
+resume bit-identically and are read with ``torch.load(weights_only=True)``.
 """
 
 from logz.finetune.adjoint_matching import AdjointMatching
-from logz.finetune.base import FineTuner, FinetuneHistory, reward_and_grad
+from logz.finetune.base import FineTuner, reward_and_grad
 from logz.finetune.baselines import (DRaFT, ContinuousAdjoint, NonMemorylessAdjointMatching,
                                      finetuner_names, make_finetuner)
 from logz.finetune.closed_form import (GaussianMixtureVelocity, QuadraticReward, fitted_gaussian_w2,
                                        gaussian_w2)
-from logz.finetune.flow_matching import FitHistory, FlowMatching, log_prob_ode, sample_ode
+from logz.finetune.flow_matching import FlowMatching, log_prob_ode, sample_ode
 from logz.finetune.noise import (ConstantNoise, FlowSDE, MemorylessNoise, NoiseSchedule, ScaledNoise,
                                  is_memoryless)
 
 __all__ = [
-    "AdjointMatching", "FineTuner", "FinetuneHistory", "reward_and_grad",
+    "AdjointMatching", "FineTuner", "reward_and_grad",
     "DRaFT", "ContinuousAdjoint", "NonMemorylessAdjointMatching", "finetuner_names", "make_finetuner",
     "GaussianMixtureVelocity", "QuadraticReward", "fitted_gaussian_w2", "gaussian_w2",
-    "FitHistory", "FlowMatching", "log_prob_ode", "sample_ode",
+    "FlowMatching", "log_prob_ode", "sample_ode",
     "ConstantNoise", "FlowSDE", "MemorylessNoise", "NoiseSchedule", "ScaledNoise", "is_memoryless",
 ]

@@ -92,7 +92,11 @@ class AdjointMatching(FineTuner):
         kappa = self.sde.kappa(t).to(x).view(n, 1, 1)
         return kappa / sigma * (v_ft - v_base).view(n, B, d) + sigma * adjoint[steps + 1]
 
-    def _loss(self) -> tuple[Tensor, float, float]:
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "time_subsample": None if self.time_subsample is None
+                else list(self.time_subsample), "loss_clip": self.loss_clip}
+
+    def _loss(self) -> dict[str, Tensor]:
         traj = self.simulate(self.batch_size)
         states = traj.states
         r, grad = self.reward_and_grad(states[-1])
@@ -100,5 +104,4 @@ class AdjointMatching(FineTuner):
         per = self.residuals(states, adjoint, self.select_steps()).pow(2).sum(-1)  # [n, B]
         if self.loss_clip is not None:
             per = per.clamp(max=self.loss_clip)
-        loss = per.sum(0).mean()
-        return loss, float(loss.detach()), float(r.mean())
+        return {"loss": per.sum(0).mean(), "reward": r.mean()}

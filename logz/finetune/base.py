@@ -1,7 +1,9 @@
-"""What every SOC fine-tuner shares: input checks, the fine-tuned model, simulation, sampling, the fit loop.
+"""What every SOC fine-tuner shares: input checks, the fine-tuned model, simulation, sampling, training.
 
 A fine-tuner tilts a flow-matching base v_base toward p*(x) ∝ p_base(x) exp(lambda r(x))
-by learning v_ft. Subclasses implement only ``_loss`` (one minibatch objective).
+by learning v_ft. Subclasses implement only ``_loss`` (one minibatch objective); the loop,
+the ``History``, and fingerprinted checkpoints that resume bit-identically are those of
+``logz.training.Trainer``, as for the learned samplers.
 
 - ``base``: a velocity v(x, t) -> Tensor[B, d] (an ``nn.Module``, a closed-form
   ``GaussianMixtureVelocity``, or a fitted ``FlowMatching``).
@@ -13,9 +15,8 @@ by learning v_ft. Subclasses implement only ``_loss`` (one minibatch objective).
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+import types
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -23,19 +24,9 @@ from torch import Tensor, nn
 from logz.finetune.nets import ResidualVelocity, VelocityMLP
 from logz.finetune.noise import FlowSDE, NoiseSchedule, as_noise, check_velocity
 from logz.sde import integrate, odeint, uniform_grid
+from logz.training import History, Trainer, read_checkpoint
 
 Reward = Callable[[Tensor], Tensor]
-
-
-@dataclass
-class FinetuneHistory:
-    """Per-iteration record: ``losses`` (objective values), ``rewards`` (mean r(X_1) of the
-    training batch), ``seconds`` (wall time of ``fit``), ``iterations``."""
-
-    losses: list = field(default_factory=list)
-    rewards: list = field(default_factory=list)
-    seconds: float = 0.0
-    iterations: int = 0
 
 
 def _resolve_velocity(base) -> Callable[[Tensor, Tensor], Tensor]:
@@ -147,8 +138,7 @@ class FineTuner:
         self.seed = int(seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
         self.lr, self.betas, self.grad_clip = float(lr), tuple(betas), grad_clip
-        self.optimizer: Optional[torch.optim.Optimizer] = None  # built at fit (a model may have no parameters)
-        self.history = FinetuneHistory()
+        self._trainer: Optional[Trainer] = None  # built when first needed (a model may have no parameters)
 
     # --- pieces -------------------------------------------------------
     def control(self, x: Tensor, t: Tensor) -> Tensor:
@@ -175,34 +165,44 @@ class FineTuner:
         r, g = reward_and_grad(self.reward, x)
         return self.reward_scale * r, self.reward_scale * g
 
-    def _loss(self) -> tuple[Tensor, float, float]:
-        """(loss to backpropagate, objective value to record, mean reward)."""
+    def _loss(self) -> Mapping[str, Tensor]:
+        """One minibatch objective: ``{"loss": Tensor[] to backpropagate, "reward": mean lambda r(X_1)
+        of the batch, ...}``; every entry but ``loss`` is recorded in ``History.metrics``."""
         raise NotImplementedError
 
+    def fingerprint(self) -> dict:
+        """The configuration a checkpoint must match to be loaded (plain data). The base and the
+        reward are named by their type: a callable cannot be compared."""
+        return {"dim": self.dim, "num_steps": self.num_steps, "noise": _describe(self.noise),
+                "reward_scale": self.reward_scale, "batch_size": self.batch_size, "lr": self.lr,
+                "betas": list(self.betas), "grad_clip": self.grad_clip, "dtype": str(self.dtype),
+                "model": type(self.model).__name__, "base": _describe(self.base_velocity),
+                "reward": _describe(self.reward)}
+
+    # --- training -----------------------------------------------------
+    @property
+    def trainer(self) -> Trainer:
+        """The ``logz.training.Trainer`` of the fine-tuned model (Adam, clipping, history, checkpoints)."""
+        if self._trainer is None:
+            self._trainer = Trainer({"model": self.model}, lambda iteration: self._loss(), lr=self.lr,
+                                    betas=self.betas, grad_clip=self.grad_clip,
+                                    generators={"sample": self.generator}, fingerprint=self.fingerprint(),
+                                    name=self.name)
+        return self._trainer
+
+    @property
+    def history(self) -> History:
+        """What ``fit`` recorded: ``loss`` per iteration, ``metrics["reward"]`` (mean lambda r(X_1) of
+        each training batch), gradient norms, ``wall_time``; cumulative, and kept by save/load."""
+        return self._trainer.history if self._trainer is not None else History()
+
     # --- public API ---------------------------------------------------
-    def fit(self, iterations: int, progress: bool = False) -> FinetuneHistory:
-        """Run ``iterations`` optimizer steps; returns (and extends) ``self.history``."""
-        start = time.perf_counter()
+    def fit(self, iterations: int, progress: bool = False) -> History:
+        """Run ``iterations`` optimizer steps; returns (and extends) ``self.history``. A
+        ``logz.training.TrainingError`` (a ValueError) names the iteration of a bad value."""
+        trainer = self.trainer
         self.model.train()
-        if self.optimizer is None:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            if not params:
-                raise ValueError("the fine-tuned model has no trainable parameters")
-            self.optimizer = torch.optim.Adam(params, lr=self.lr, betas=self.betas)
-        for it in range(int(iterations)):
-            loss, value, mean_r = self._loss()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            self.history.losses.append(value)
-            self.history.rewards.append(mean_r)
-            self.history.iterations += 1
-            if progress and (it + 1) % max(1, int(iterations) // 10) == 0:
-                print(f"{self.name} {it + 1}/{iterations}: loss {value:.4f}, reward {mean_r:.4f}")
-        self.history.seconds += time.perf_counter() - start
-        return self.history
+        return trainer.fit(iterations, progress=progress)
 
     def sample(self, n: int, *, method: str = "ode", num_steps: Optional[int] = None,
                ode_method: str = "rk4", generator: Optional[torch.Generator] = None) -> Tensor:
@@ -224,10 +224,34 @@ class FineTuner:
         return out
 
     def save(self, path: str) -> None:
-        """Save the fine-tuned model's state_dict and the history."""
-        torch.save({"model": self.model.state_dict(), "history": self.history.__dict__}, path)
+        """Checkpoint the fine-tuned model, optimizer, RNG state, iteration and history, with this
+        configuration's fingerprint (a ``logz.training`` checkpoint: tensors and plain data)."""
+        self.trainer.save(path)
 
     def load(self, path: str) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.history = FinetuneHistory(**state["history"])
+        """Restore a checkpoint written by ``save``; a ``fit`` after it continues bit-identically.
+
+        The file is read with ``torch.load(weights_only=True)``: one holding anything but tensors
+        and plain data (a pickled object) is refused and nothing in it runs. ValueError if it is
+        corrupted, from another fine-tuner or configuration, or from a logz release whose
+        fine-tuners saved only the model and history."""
+        state = read_checkpoint(path)
+        if isinstance(state, Mapping) and "format" not in state and {"model", "history"} <= set(state):
+            raise ValueError(f"checkpoint {str(path)!r} was written by an older logz fine-tuner (model "
+                             f"weights and history only, no optimizer or RNG state) and cannot be resumed; "
+                             f"its weights are torch.load(path, weights_only=True)['model']")
+        self.trainer.load_state_dict(state, source=repr(str(path)))
+        self.trainer.last_checkpoint = (self.trainer.iteration, str(path))
+
+
+def _describe(obj: Any) -> str:
+    """A plain-text name for a configuration object, never holding a memory address: a bound
+    method as ``Owner.method``, a function by its qualified name, a module (whose repr lists
+    layers) or an object without its own repr by its type, anything else by its repr."""
+    if isinstance(obj, types.MethodType):
+        return f"{type(obj.__self__).__name__}.{obj.__name__}"
+    if isinstance(obj, types.FunctionType):
+        return obj.__qualname__
+    if isinstance(obj, nn.Module) or type(obj).__repr__ is object.__repr__:
+        return type(obj).__name__
+    return repr(obj)

@@ -36,15 +36,16 @@ class NonMemorylessAdjointMatching(AdjointMatching):
 
 
 class ContinuousAdjoint(FineTuner):
-    """Full-adjoint SOC fine-tuning (memoryless noise by default). Recorded loss: the SOC
-    objective estimate mean(sum_k h 1/2 |u_k|^2 - lambda r(X_K))."""
+    """Full-adjoint SOC fine-tuning (memoryless noise by default). ``History.loss`` records the
+    surrogate that is backpropagated, ``History.metrics["soc_objective"]`` the SOC objective
+    estimate mean(sum_k h 1/2 |u_k|^2 - lambda r(X_K))."""
 
     name = "continuous_adjoint"
 
     def _running_cost(self, x: Tensor, t: Tensor) -> Tensor:
         return 0.5 * self.control(x, t).pow(2).sum(-1)
 
-    def _loss(self) -> tuple[Tensor, float, float]:
+    def _loss(self) -> dict[str, Tensor]:
         traj = self.simulate(self.batch_size)
         states = traj.states  # [K+1, B, d]
         r, grad = self.reward_and_grad(states[-1])
@@ -57,8 +58,7 @@ class ContinuousAdjoint(FineTuner):
         sigma = self.noise(t).to(x).view(K, 1, 1)
         cost = (h * 0.5 * u.pow(2).sum(-1))  # [K, B]
         surrogate = (cost + h * (adj[1:] * sigma * u).sum(-1)).sum(0).mean()
-        value = float((cost.detach().sum(0) - r).mean())
-        return surrogate, value, float(r.mean())
+        return {"loss": surrogate, "soc_objective": (cost.detach().sum(0) - r).mean(), "reward": r.mean()}
 
 
 class DRaFT(FineTuner):
@@ -73,7 +73,10 @@ class DRaFT(FineTuner):
             raise ValueError(f"backprop_steps must be in [1, num_steps={self.num_steps}], got {backprop_steps}")
         self.backprop_steps = int(backprop_steps)
 
-    def _loss(self) -> tuple[Tensor, float, float]:
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "backprop_steps": self.backprop_steps}
+
+    def _loss(self) -> dict[str, Tensor]:
         split = self.num_steps - self.backprop_steps
         x = self._x0(self.batch_size, None)
         if split > 0:
@@ -83,8 +86,7 @@ class DRaFT(FineTuner):
         r = self.reward(x)
         if r.shape != (x.shape[0],) or not bool(torch.isfinite(r).all()):
             self.reward_and_grad(x.detach())  # raises the validated error
-        loss = -self.reward_scale * r.mean()
-        return loss, float(loss.detach()), float(self.reward_scale * r.detach().mean())
+        return {"loss": -self.reward_scale * r.mean(), "reward": self.reward_scale * r.detach().mean()}
 
 
 def finetuner_names() -> list[str]:

@@ -105,7 +105,7 @@ def run_demo(out_dir: str = "finetune_demo", reward: str = "linear", fm_iteratio
                       finetuned_weights=_mode_weights(exact_base, ft_x),
                       exact_weights=[round(float(w), 4) for w in exact_tilt.weights],
                       exact_base_weights=[round(float(w), 4) for w in exact_base.weights],
-                      flow_matching_seconds=fm_s, finetune_seconds=am.history.seconds, figure=fig_path)
+                      flow_matching_seconds=fm_s, finetune_seconds=am.history.wall_time, figure=fig_path)
 
 
 def result_dict(result: DemoResult) -> dict:

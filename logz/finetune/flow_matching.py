@@ -15,25 +15,17 @@ log p_1(x_1) = log N(x_0; 0, I) - int_0^1 div v(x_t, t) dt, the divergence exact
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+import warnings
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 from logz.finetune.nets import VelocityMLP
 from logz.sde import odeint, uniform_grid
+from logz.training import History, Trainer, read_checkpoint
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
-
-
-@dataclass
-class FitHistory:
-    """Per-iteration training record. ``losses``: list of floats; ``seconds``: wall time."""
-
-    losses: list = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def sample_ode(velocity: Velocity, n: int, dim: int, *, num_steps: int = 100, method: str = "rk4",
@@ -100,19 +92,31 @@ class FlowMatching:
         net: velocity network v(x, t); default ``VelocityMLP(dim, hidden, depth)``.
         hidden, depth: default network size.
         lr, batch_size: Adam step size and minibatch size.
+        lr_schedule: ``"cosine"`` (default): the learning rate decays to 0 by a cosine over the
+            iterations of the first ``fit``; or None (constant), or a ``logz.training.make_schedule``
+            spec such as ``{"kind": "cosine", "total": 5000}`` (fixed up front, so a fit resumed
+            from a checkpoint continues it bit-identically).
         seed: seeds the initialization and the training noise.
         device, dtype: where training runs (float32 default).
-    Attributes after ``fit``: ``velocity`` (the trained network), ``history``.
+    Attributes after ``fit``: ``velocity`` (the trained network), ``history`` (a
+    ``logz.training.History``), ``trainer``; ``save`` / ``load`` checkpoint the training.
     """
 
+    name = "flow_matching"
+
     def __init__(self, dim: Optional[int] = None, net: Optional[nn.Module] = None, *, hidden: int = 128,
-                 depth: int = 3, lr: float = 2e-3, batch_size: int = 256, seed: int = 0, device=None,
-                 dtype: torch.dtype = torch.float32):
+                 depth: int = 3, lr: float = 2e-3, batch_size: int = 256,
+                 lr_schedule: Union[str, None, Mapping[str, Any], Callable[[int], float]] = "cosine",
+                 seed: int = 0, device=None, dtype: torch.dtype = torch.float32):
         self.dim, self.hidden, self.depth = dim, int(hidden), int(depth)
         self.lr, self.batch_size, self.seed = float(lr), int(batch_size), int(seed)
+        if isinstance(lr_schedule, str) and lr_schedule != "cosine":
+            raise ValueError(f"lr_schedule must be 'cosine', None, a mapping or a callable, got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.device, self.dtype = torch.device(device or "cpu"), dtype
         self.velocity: Optional[nn.Module] = net
-        self.history = FitHistory()
+        self.trainer: Optional[Trainer] = None  # built at the first fit or load (the dimension is known then)
+        self._draw: Optional[Callable[[int, torch.Generator], Tensor]] = None
 
     def _data_source(self, data) -> Callable[[int, torch.Generator], Tensor]:
         if isinstance(data, Tensor):
@@ -124,37 +128,87 @@ class FlowMatching:
             return lambda n, g: data.sample(n, generator=g).to(self.device, self.dtype)
         raise TypeError("fit(data): data must be a Tensor[n, d] or a target with sample(n, generator=...)")
 
-    def fit(self, data: Union[Tensor, object], iterations: int = 2000, progress: bool = False) -> FitHistory:
-        """Train on a data tensor Tensor[n, d] or on ``data.sample`` of a logz target."""
-        g = torch.Generator(device="cpu").manual_seed(self.seed)
+    def fit(self, data: Union[Tensor, object], iterations: int = 2000, progress: bool = False) -> History:
+        """Train on a data tensor Tensor[n, d] or on ``data.sample`` of a logz target. A further
+        call (or one after ``load``) continues the training: optimizer, data stream, schedule."""
         draw = self._data_source(data)
         dim = data.shape[1] if isinstance(data, Tensor) else int(data.dim)
         if self.dim is not None and self.dim != dim:
             raise ValueError(f"model dim {self.dim} does not match data dim {dim}")
         self.dim = dim
+        if self.trainer is None:
+            schedule = self.lr_schedule
+            if schedule == "cosine":
+                schedule = {"kind": "cosine", "total": max(int(iterations), 1)}
+            self._build(schedule)
+        elif self.trainer.lr_schedule is not None and self.trainer.lr_schedule(self.trainer.iteration) == 0:
+            warnings.warn(f"FlowMatching: the learning-rate schedule {self.trainer.fingerprint['lr_schedule']} "
+                          f"has reached 0 at iteration {self.trainer.iteration} (the default cosine spans the "
+                          f"first fit), so these iterations change nothing; pass lr_schedule=None or a "
+                          f"longer schedule to train further", UserWarning, stacklevel=2)
+        self._draw = draw
+        self.velocity.train()
+        try:
+            return self.trainer.fit(iterations, progress=progress)
+        finally:
+            self.velocity.eval()
+
+    def _build(self, schedule) -> None:
+        """The network (unless given) and its ``Trainer`` with learning-rate ``schedule``."""
         if self.velocity is None:
             torch.manual_seed(self.seed)
-            self.velocity = VelocityMLP(dim, self.hidden, self.depth)
+            self.velocity = VelocityMLP(self.dim, self.hidden, self.depth)
         self.velocity.to(self.device, self.dtype)
-        opt = torch.optim.Adam(self.velocity.parameters(), lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(int(iterations), 1))
-        start = time.perf_counter()
-        for it in range(int(iterations)):
-            x1 = draw(self.batch_size, g)
-            x0 = torch.randn(x1.shape, generator=g, dtype=self.dtype).to(self.device)
-            t = torch.rand(x1.shape[0], generator=g, dtype=self.dtype).to(self.device)
-            xt = (1 - t[:, None]) * x0 + t[:, None] * x1
-            loss = (self.velocity(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            self.history.losses.append(float(loss.detach()))
-            if progress and (it + 1) % max(1, int(iterations) // 10) == 0:
-                print(f"flow matching {it + 1}/{iterations}: loss {float(loss.detach()):.4f}")
-        self.history.seconds += time.perf_counter() - start
+        fingerprint = {"dim": self.dim, "net": type(self.velocity).__name__, "hidden": self.hidden,
+                       "depth": self.depth, "lr": self.lr, "batch_size": self.batch_size,
+                       "dtype": str(self.dtype),
+                       "lr_schedule": schedule if schedule is None or isinstance(schedule, Mapping)
+                       else getattr(schedule, "__qualname__", type(schedule).__name__)}
+        self.trainer = Trainer({"velocity": self.velocity}, self._step, lr=self.lr, grad_clip=None,
+                               lr_schedule=schedule, fingerprint=fingerprint, name=self.name,
+                               generators={"data": torch.Generator(device="cpu").manual_seed(self.seed)})
+
+    def _step(self, iteration: int) -> dict[str, Tensor]:
+        g = self.trainer.generators["data"]
+        x1 = self._draw(self.batch_size, g)
+        x0 = torch.randn(x1.shape, generator=g, dtype=self.dtype).to(self.device)
+        t = torch.rand(x1.shape[0], generator=g, dtype=self.dtype).to(self.device)
+        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
+        return {"loss": (self.velocity(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()}
+
+    @property
+    def history(self) -> History:
+        """What ``fit`` recorded (``logz.training.History``: ``loss`` per iteration, ...), cumulative."""
+        return self.trainer.history if self.trainer is not None else History()
+
+    def save(self, path: str) -> None:
+        """Checkpoint the network, optimizer, data-stream RNG, iteration and history, with this
+        configuration's fingerprint (tensors and plain data)."""
+        if self.trainer is None:
+            raise RuntimeError("FlowMatching: nothing to save before fit()")
+        self.trainer.save(path)
+
+    def load(self, path: str) -> None:
+        """Restore a checkpoint written by ``save`` (into a fresh or a fitted model of the same
+        configuration); a ``fit`` after it continues bit-identically. Read with
+        ``torch.load(weights_only=True)``: a file holding a pickled object is refused, nothing in it
+        runs. ValueError if corrupted or of another configuration."""
+        state = read_checkpoint(path)
+        fingerprint = state.get("fingerprint") if isinstance(state, Mapping) else None
+        if not isinstance(fingerprint, Mapping) or state.get("name") != self.name:
+            raise ValueError(f"checkpoint {str(path)!r} is not a {self.name} checkpoint")
+        if self.trainer is None:
+            schedule = self.lr_schedule
+            if schedule == "cosine":
+                schedule = fingerprint.get("lr_schedule")
+                if isinstance(schedule, str):
+                    raise ValueError(f"checkpoint {str(path)!r} was trained with the schedule {schedule}, a "
+                                     f"callable: pass it as lr_schedule= to load it")
+            self.dim = self.dim if self.dim is not None else int(fingerprint["dim"])
+            self._build(schedule)
+        self.trainer.load_state_dict(state, source=repr(str(path)))
+        self.trainer.last_checkpoint = (self.trainer.iteration, str(path))
         self.velocity.eval()
-        return self.history
 
     def _require(self) -> nn.Module:
         if self.velocity is None:

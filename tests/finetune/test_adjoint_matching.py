@@ -177,4 +177,4 @@ def test_short_finetune_reaches_tilted_gaussian(kind):
     mu, cov = star.mean_and_cov()
     w2 = fitted_gaussian_w2(x, mu, cov)
     assert w2 < _w2_tolerance(star, base, n), w2
-    assert am.history.losses[-1] < am.history.losses[0]
+    assert am.history.loss[-1] < am.history.loss[0]

@@ -80,4 +80,4 @@ def test_subsampling_and_clipping_run():
     assert steps.numel() == 5 and bool((steps[-2:] == torch.tensor([6, 7])).all())
     assert len(set(steps.tolist())) == 5
     hist = am.fit(2)
-    assert len(hist.losses) == 2 and all(v <= 10.0 * 5 for v in hist.losses)
+    assert len(hist.loss) == 2 and all(v <= 10.0 * 5 for v in hist.loss)

@@ -59,7 +59,7 @@ def test_flow_matching_fit_on_target_samples():
     v = GaussianMixtureVelocity.gaussian([1.0, -1.0], [0.5, 1.5])
     fm = FlowMatching(hidden=64, depth=2, batch_size=256, lr=3e-3, seed=0)
     hist = fm.fit(v, iterations=400)  # anything with .sample(n, generator=) and .dim
-    assert sum(hist.losses[-50:]) < sum(hist.losses[:50])
+    assert sum(hist.loss[-50:]) < sum(hist.loss[:50])
     x = fm.sample(5000, num_steps=40, generator=torch.Generator().manual_seed(0))
     mu, cov = v.mean_and_cov()
     # a 400-step fit: W2 within sampling error + 25% of W2(N(0, I), data)
