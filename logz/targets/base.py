@@ -74,8 +74,9 @@ def check_input(target, x: Tensor) -> None:
 _OTHER_DTYPE = {torch.float32: torch.float64, torch.float64: torch.float32}
 
 MIN_ROWS_ALL_ZERO = 8
-"""A batch of at least this many rows that all have log p = -inf means the sampler is looking
-where the target has no mass: an error naming ``init_std`` (fewer rows can be bad luck)."""
+"""A batch of at least this many distinct rows that all have log p = -inf means the sampler is
+looking where the target has no mass: an error naming ``init_std`` (fewer can be bad luck;
+identical rows, e.g. a diffusion's start at the origin, are one point)."""
 
 
 def _dtype_hint(target, x: Tensor, fn: Callable[[Tensor], Tensor]) -> str:
@@ -120,7 +121,8 @@ def call_log_prob(target, x: Tensor, fn: Optional[Callable[[Tensor], Tensor]] = 
 
 
 def _raise_if_all_zero(target, x: Tensor, out: Tensor) -> None:
-    if x.shape[0] >= MIN_ROWS_ALL_ZERO and bool((out == -math.inf).all()):
+    if (x.shape[0] >= MIN_ROWS_ALL_ZERO and bool((out == -math.inf).all())
+            and torch.unique(x.detach(), dim=0).shape[0] >= MIN_ROWS_ALL_ZERO):
         spread = float(x.detach().abs().max())
         raise ValueError(
             f"target {target_name(target)!r}: log_prob is -inf (zero density) at all {x.shape[0]} points "
