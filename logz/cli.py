@@ -374,6 +374,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as err:
         print(f"logz {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except (ValueError, OSError) as err:  # bad input or environment, explained by the raiser
+        print(f"logz {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except Exception as err:  # noqa: BLE001 - the one-line contract of the command line
         if os.environ.get("LOGZ_TRACEBACK"):
             raise
