@@ -11,7 +11,7 @@ y ~ N(X w, 0.5^2), data in float64. Its evidence is closed-form, y ~ N(0, X X^T 
 Run (writes ``results/own_model/pyro_regression.md`` with the date and machine)::
 
     python benchmarks/bench_pyro.py
-    python -m pytest benchmarks/bench_pyro.py --benchmark-only -o python_files='bench_*.py' -s
+    OMP_NUM_THREADS=1 python -m pytest benchmarks/bench_pyro.py --benchmark-only -o python_files='bench_*.py' -s
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
-import pytest
 import torch
 
 from logz import samplers
@@ -48,14 +47,6 @@ def problem(seed: int = 0):
     cov = X @ X.T + NOISE ** 2 * torch.eye(NUM_POINTS, dtype=torch.float64)
     exact = torch.distributions.MultivariateNormal(torch.zeros(NUM_POINTS, dtype=torch.float64), cov).log_prob(y)
     return X, y, float(exact)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_pyro_log_prob_rows(benchmark):

@@ -107,7 +107,9 @@ class PyroTarget(BaseTarget):
         self.model_args = tuple(model_args)
         self.model_kwargs = dict(model_kwargs or {})
         # the model's own dtype: its data's; tensors it creates follow (torch's default dtype)
-        self.model_dtype = _floating_dtype((self.model_args, self.model_kwargs)) or torch.get_default_dtype()
+        data_dtype = _floating_dtype((self.model_args, self.model_kwargs))
+        self.model_dtype = (data_dtype if data_dtype in (torch.float32, torch.float64)
+                            else torch.get_default_dtype())
         with torch.random.fork_rng(devices=[]), _default_dtype(self.model_dtype):
             torch.manual_seed(seed)  # (and leave the caller's global RNG untouched)
             init, potential_fn, transforms, trace = initialize_model(
