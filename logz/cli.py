@@ -141,7 +141,7 @@ def _checked_config(sampler: str, config: dict) -> dict:
     is a ``UserError`` naming the key and the expected type; ``dtype`` names become dtypes."""
     from logz import samplers
 
-    factory = samplers._REGISTRY.get(sampler) if sampler in samplers.names() else None
+    factory = getattr(samplers, "_REGISTRY", {}).get(sampler) if sampler in samplers.names() else None
     params = _constructor_parameters(factory) if factory is not None else {}
     out = dict(config)
     for key, value in config.items():
