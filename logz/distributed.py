@@ -294,7 +294,8 @@ def run_local(fn, world_size: int, *args: Any, backend: str = "gloo", timeout_s:
     """Run ``fn(shard, *args)`` on ``world_size`` local processes (a fresh gloo group) and
     return each rank's return value, in rank order: for tests, notebooks and trying
     distributed code on one machine. ``fn`` must be a module-level (picklable) function;
-    its return values travel through ``torch.save`` (tensors, numbers, dicts, lists).
+    its return values travel through ``torch.save`` and are loaded with ``weights_only=True``
+    (tensors, numbers, strings, dicts, lists, tuples: loading never runs code).
     An exception on any rank is re-raised here with that rank's traceback."""
     import tempfile
 
@@ -318,7 +319,7 @@ def run_local(fn, world_size: int, *args: Any, backend: str = "gloo", timeout_s:
             out = os.path.join(tmp, f"rank{r}.pt")
             if not os.path.exists(out):
                 raise RuntimeError(f"rank {r} exited with code {p.exitcode} and no result")
-            res = torch.load(out, weights_only=False)
+            res = torch.load(out, weights_only=True)  # loading never runs code
             if res["error"] is not None:
                 raise RuntimeError(f"rank {r} failed:\n{res['error']}")
             results.append(res["value"])

@@ -17,6 +17,16 @@ with equality iff the sampler's paths have the target's law.
       grad 1/2 Var = E[(l - E l) grad l] = E[l grad l] = grad KL,  l = -log_w.
 - ``vargrad_weights``: the per-path coefficients of that gradient, for computing it in
   time chunks (accumulate sum_i c_i * grad(-log_w_i) chunk by chunk, no full graph).
+
+Zero-density regions: a path that ends where log p~ = -inf has importance weight 0 (the
+estimators give it zero weight), an infinite KL term and an infinite log-weight. These three
+losses average over the other paths (a -inf log-weight or reward is left out, and its
+gradient is exactly zero: the mask is applied before any arithmetic). The sampler then
+learns from the paths that reached the target's support; ``zero_density_fraction`` is
+the share that did not, to report. A batch with no such path gives a zero loss (nothing to
+learn from); a sampler never gets there silently, as the target boundary refuses a batch
+whose log-densities are all -inf with an error naming ``init_std``
+(``logz.targets.base.checked_log_prob``). No host reads: the loops stay sync-free.
 """
 
 from __future__ import annotations
@@ -36,6 +46,19 @@ def _check_batch(*tensors: Tensor) -> None:
                              f"{[tuple(x.shape) for x in tensors]}")
 
 
+def zero_density_fraction(log_reward: Tensor) -> Tensor:
+    """Share of paths whose log-reward (or log-weight) is -inf, a 0-dim tensor (no host read)."""
+    return torch.isneginf(log_reward.detach()).to(log_reward.dtype).mean()
+
+
+def _finite(log_reward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(mask of paths with log-reward > -inf, their count (at least 1, to divide by), the
+    log-reward with 0 where masked). No host read: the training loop stays sync-free."""
+    mask = ~torch.isneginf(log_reward.detach())
+    safe = torch.where(mask, log_reward, torch.zeros_like(log_reward))
+    return mask, mask.sum().clamp_min(1).to(log_reward.dtype), safe
+
+
 def kl_loss(control_cost: Tensor, log_reward: Tensor, log_reference_terminal: Tensor) -> Tensor:
     """Reparameterised KL loss (up to the constant log Z), a scalar.
 
@@ -46,7 +69,9 @@ def kl_loss(control_cost: Tensor, log_reward: Tensor, log_reference_terminal: Te
             terminal marginal (the uncontrolled process's law at T).
     """
     _check_batch(control_cost, log_reward, log_reference_terminal)
-    return (control_cost + log_reference_terminal - log_reward).mean()
+    mask, n, safe = _finite(log_reward)  # paths in zero-density regions are left out
+    return torch.where(mask, control_cost + log_reference_terminal - safe,
+                       torch.zeros_like(safe)).sum() / n
 
 
 def log_variance_loss(log_w: Tensor) -> Tensor:
@@ -59,17 +84,21 @@ def log_variance_loss(log_w: Tensor) -> Tensor:
     _check_batch(log_w)
     if log_w.shape[0] < 2:
         raise ValueError("log-variance loss needs a batch of at least 2 paths")
-    return 0.5 * log_w.var(unbiased=True)
+    mask, n, safe = _finite(log_w)
+    dev = torch.where(mask, safe - safe.sum() / n, torch.zeros_like(safe))
+    return 0.5 * (dev * dev).sum() / (n - 1).clamp_min(1)
 
 
 def vargrad_weights(log_w: Tensor) -> Tensor:
     """c_i with grad(1/2 Var(log_w)) = sum_i c_i grad(log_w_i); Tensor[B], detached.
 
-    c_i = (log_w_i - mean(log_w)) / (B - 1).
+    c_i = (log_w_i - mean(log_w)) / (B - 1); over the finite log-weights only (c_i = 0
+    where log_w_i = -inf).
     """
     _check_batch(log_w)
     log_w = log_w.detach()
-    return (log_w - log_w.mean()) / (log_w.shape[0] - 1)
+    mask, n, safe = _finite(log_w)
+    return torch.where(mask, safe - safe.sum() / n, torch.zeros_like(safe)) / (n - 1).clamp_min(1)
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {"kl": kl_loss, "vargrad": log_variance_loss}

@@ -333,8 +333,9 @@ class SMC:
         eps = torch.full((R,), self.step_size, dtype=dt, device=dev)
         n_resample = torch.zeros(R, dtype=torch.long, device=dev)
         result = SMCResult(x, log_w, log_z)
-        bar = tqdm(total=1000, disable=not (progress and sh.is_main), unit="‰β", leave=False,
-                   desc=f"SMC {target_name(self.target)}")
+        bar = tqdm(total=1.0, disable=not (progress and sh.is_main), unit="β", leave=False,
+                   desc=f"SMC {target_name(self.target)}",  # β from 0 to 1; β/s or s/β, temperatures
+                   bar_format="{desc}: β = {n:.3f} of 1 |{bar}| {elapsed}<{remaining}, {rate_fmt}{postfix}")
         for _ in range(self.max_temperatures):
             if bool((beta >= 1).all()):
                 break
@@ -371,9 +372,9 @@ class SMC:
             result.acceptance.append(acc_sum / n_moves.clamp_min(1))
             result.step_sizes.append(eps.clone())
             result.moves.append(n_moves)
-            bar.n = int(1000 * float(beta.min()))
-            bar.set_postfix(temps=len(result.betas), moves=int(n_moves.max()))
-            bar.refresh()
+            bar.n = float(beta.min())
+            bar.set_postfix(temperatures=len(result.betas), moves=int(n_moves.max()), refresh=False)
+            bar.refresh()  # one refresh per temperature
         else:
             raise RuntimeError(f"SMC did not reach beta = 1 within max_temperatures = "
                                f"{self.max_temperatures} (min beta {float(beta.min()):.3g}); raise "

@@ -75,11 +75,24 @@ def register(name: str, factory: TargetFactory, overwrite: bool = False) -> None
     _REGISTRY[name] = factory
 
 
+def _checked_dim(name: str, dim) -> int:
+    """``dim`` as a positive int: ValueError for 0, negatives, non-integers (2.5), bools."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, float)) or int(dim) != dim or dim < 1:
+        raise ValueError(f"target {name!r}: dim must be a positive integer, got {dim!r}")
+    return int(dim)
+
+
 def get(name: str, **kwargs) -> Target:
-    """Build the registered target ``name`` with ``kwargs`` passed to its factory."""
+    """Build the registered target ``name`` with ``kwargs`` passed to its factory
+    (``dim``, when given, must be a positive integer: ValueError otherwise)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown target {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name](**kwargs)
+    if "dim" in kwargs:
+        kwargs["dim"] = _checked_dim(name, kwargs["dim"])
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as err:  # e.g. an argument the factory does not take
+        raise ValueError(f"target {name!r}: {err}") from err
 
 
 __all__ = [

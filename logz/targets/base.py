@@ -71,6 +71,67 @@ def check_input(target, x: Tensor) -> None:
             f"target {target_name(target)!r} expects x of shape [B, {target.dim}], got {tuple(x.shape)}")
 
 
+_OTHER_DTYPE = {torch.float32: torch.float64, torch.float64: torch.float32}
+
+MIN_ROWS_ALL_ZERO = 8
+"""A batch of at least this many distinct rows that all have log p = -inf means the sampler is
+looking where the target has no mass: an error naming ``init_std`` (fewer can be bad luck;
+identical rows, e.g. a diffusion's start at the origin, are one point)."""
+
+
+def _dtype_hint(target, x: Tensor, fn: Callable[[Tensor], Tensor]) -> str:
+    """If ``fn`` (the target's log-density) failed on x because it computes in the other
+    floating dtype, say so and how to fix it; else ""."""
+    other = _OTHER_DTYPE.get(x.dtype)
+    if other is None:
+        return ""
+    try:
+        with torch.no_grad():
+            fn(x.detach()[:2].to(other))
+    except Exception:  # noqa: BLE001 - not a dtype problem (or not only one)
+        return ""
+    short = str(other).replace("torch.", "")
+    return (f"; it runs in {other} but the sampler works in {x.dtype}: construct the sampler with "
+            f"dtype={other} (CLI: --config dtype={short}), or make log_prob follow x.dtype "
+            f"(e.g. cast its parameters with .to(x.dtype))")
+
+
+def call_log_prob(target, x: Tensor, fn: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
+    """``fn(x)`` (default ``target.log_prob``) in the caller's dtype: the working dtype is
+    x's, a floating output in another dtype is cast to it (differentiably). Anything the
+    function raises other than ``ValueError`` becomes a ``ValueError`` naming the target; when
+    the cause is that it computes in the other floating dtype, the message names both dtypes
+    and the fix (``dtype=`` on the sampler)."""
+    fn = fn or target.log_prob
+    try:
+        out = fn(x)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - user code: explain, never a bare internal error
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        hint = _dtype_hint(target, x, fn)
+        raise ValueError(f"target {target_name(target)!r}: log_prob raised {type(err).__name__} "
+                         f"on input of shape {tuple(x.shape)} and dtype {x.dtype}: {first}{hint}") from err
+    if isinstance(out, Tensor) and out.dtype != x.dtype and x.is_floating_point():
+        if out.is_complex():
+            raise ValueError(f"target {target_name(target)!r}: log_prob returned a complex tensor "
+                             f"({out.dtype}); it must be real")
+        out = out.to(x.dtype)
+    return out
+
+
+def _raise_if_all_zero(target, x: Tensor, out: Tensor) -> None:
+    if (x.shape[0] >= MIN_ROWS_ALL_ZERO and bool((out == -math.inf).all())
+            and torch.unique(x.detach(), dim=0).shape[0] >= MIN_ROWS_ALL_ZERO):
+        spread = float(x.detach().abs().max())
+        raise ValueError(
+            f"target {target_name(target)!r}: log_prob is -inf (zero density) at all {x.shape[0]} points "
+            f"the sampler evaluated (|x| <= {spread:.3g}): its reference distribution misses the "
+            f"target's support. Set init_std (on the target, e.g. from_log_prob(..., init_std=...), or "
+            f"the sampler's init_std=) to the scale of the region where log_prob is finite, or shift "
+            f"the target so that region contains the origin")
+
+
 def _checked_shape(target, x: Tensor, out) -> None:
     if not isinstance(out, Tensor):
         raise ValueError(f"target {target_name(target)!r}: log_prob must return a torch.Tensor, "
@@ -95,20 +156,22 @@ def _raise_if_bad_values(target, x: Tensor, out: Tensor) -> None:
 def checked_log_prob(target, x: Tensor) -> Tensor:
     """``target.log_prob(x)`` with its output validated.
 
-    Raises ``ValueError`` naming the target if the output is not shaped [B],
-    or contains NaN or +inf (``-inf`` is allowed: zero density).
+    The output is cast to x's dtype (the sampler's working dtype). Raises
+    ``ValueError`` naming the target if the output is not shaped [B], contains
+    NaN or +inf (``-inf`` is allowed: zero density, but not at every one of
+    ``MIN_ROWS_ALL_ZERO`` or more rows: that names ``init_std``), or if log_prob
+    itself raises (see :func:`call_log_prob`).
 
     Args:
         x: Tensor[B, dim].
     Returns:
         Tensor[B].
     """
-    out = target.log_prob(x)
+    out = call_log_prob(target, x)
     _checked_shape(target, x, out)
-    # samplers call this on every step: one comparison and one reduction on the fast path
-    # (NaN and +inf both fail `< inf`; -inf passes), the diagnosis only on failure
-    if not bool((out < math.inf).all()):
-        _raise_if_bad_values(target, x, out)
+    # samplers call this on every step: one reduction and one read on the fast path (NaN and
+    # +inf make the sum NaN or +inf; -inf alone makes it -inf), the diagnosis only on failure
+    _check_total(target, x, out, float(out.detach().sum()))
     return out
 
 
@@ -134,25 +197,26 @@ def log_prob_and_grad(target, x: Tensor, create_graph: bool = False,
         # the target's closed-form gradient (``BaseTarget.log_prob_and_grad``): no autograd
         # pass per call; with create_graph its torch ops stay differentiable in x
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-            lp, grad = analytic(x if create_graph else x.detach())
+            lp, grad = call_log_prob(target, x if create_graph else x.detach(),
+                                     lambda y: _cast_pair(analytic(y), y.dtype))
         _checked_shape(target, x, lp)
         if grad.shape != x.shape:
             raise ValueError(f"target {target_name(target)!r}: log_prob_and_grad returned a gradient of "
                              f"shape {tuple(grad.shape)} for x of shape {tuple(x.shape)}")
         total = lp.sum()
-        if invalid is None and not float(total.detach()) < math.inf:
-            _raise_if_bad_values(target, x, lp)
+        if invalid is None:
+            _check_total(target, x, lp, float(total.detach()))
     else:
         with torch.enable_grad():
             xg = x if (x.requires_grad and create_graph) else x.detach().requires_grad_(True)
-            lp = target.log_prob(xg)
+            lp = call_log_prob(target, xg)
             _checked_shape(target, x, lp)
             # the sum is the autograd root and the fast values check: NaN or +inf anywhere in lp
             # make it NaN or +inf (-inf alone passes); a finite sum that overflows passes the
             # full check
             total = lp.sum()
-            if invalid is None and not float(total.detach()) < math.inf:
-                _raise_if_bad_values(target, x, lp)
+            if invalid is None:
+                _check_total(target, x, lp, float(total.detach()))
             if not lp.requires_grad:
                 raise ValueError(
                     f"target {target_name(target)!r}: log_prob is not differentiable in x (its output has "
@@ -173,6 +237,22 @@ def log_prob_and_grad(target, x: Tensor, create_graph: bool = False,
     if not create_graph:
         lp, grad = lp.detach(), grad.detach()
     return lp, grad
+
+
+def _cast_pair(pair, dtype: torch.dtype):
+    """A target's (log_prob, grad) pair with floating tensors in ``dtype``."""
+    if isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(t, Tensor) for t in pair):
+        return tuple(t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t for t in pair)
+    raise ValueError(f"log_prob_and_grad must return a (Tensor[B], Tensor[B, dim]) pair, "
+                     f"got {type(pair).__name__}")
+
+
+def _check_total(target, x: Tensor, lp: Tensor, total: float) -> None:
+    """The value checks of ``checked_log_prob`` given lp's sum, read once."""
+    if not total < math.inf:
+        _raise_if_bad_values(target, x, lp)
+    if total == -math.inf:
+        _raise_if_all_zero(target, x, lp)
 
 
 LogProbFn = Callable[[Tensor], Tensor]

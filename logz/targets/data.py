@@ -51,6 +51,21 @@ def find_data_file(filename: str) -> Optional[Path]:
     return p if p.is_file() else None
 
 
+SOURCES = {
+    "sonar.csv": "the UCI Machine Learning Repository's Connectionist Bench (Sonar) data, "
+                 "208 x 60 with the label first in {-1, 1}",
+    "ionosphere.csv": "the UCI Machine Learning Repository's Ionosphere data, 351 x 34 with the "
+                      "label first in {-1, 1}",
+    "pines.csv": "the Finnish pines point pattern (Moller et al. 1998; spatstat's finpines), "
+                 "coordinates rescaled to the unit square",
+}
+"""Where each data file comes from, for the message that says it is missing."""
+
+
+def _source(filename: str) -> str:
+    return f" ({filename} is {SOURCES[filename]})" if filename in SOURCES else ""
+
+
 def resolve_data_file(filename: str, path: Optional[PathLike] = None, what: str = "data set") -> Path:
     """Path of a required data file: ``path`` if given, else ``$LOGZ_DATA_DIR/filename``.
 
@@ -70,12 +85,13 @@ def resolve_data_file(filename: str, path: Optional[PathLike] = None, what: str 
         raise DataFileNotFound(
             f"{what}: no path given and the environment variable {DATA_DIR_ENV} is not set, so "
             f"{filename!r} cannot be found; set {DATA_DIR_ENV} to the directory holding {filename!r} "
-            f"(e.g. {DATA_DIR_ENV}=../shared/data) or pass path=...")
+            f"(e.g. {DATA_DIR_ENV}=../shared/data) or pass path=...{_source(filename)}")
     p = d / filename
     if not p.is_file():
         raise DataFileNotFound(
             f"{what}: data file {str(p)!r} does not exist ({DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]!r}); "
-            f"put {filename!r} there, point {DATA_DIR_ENV} at the right directory, or pass path=...")
+            f"put {filename!r} there, point {DATA_DIR_ENV} at the right directory, or pass path=..."
+            f"{_source(filename)}")
     return p
 
 

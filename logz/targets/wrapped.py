@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from logz.targets._tensors import Device, check_num_samples, finish_samples
-from logz.targets.base import BaseTarget, check_input
+from logz.targets.base import BaseTarget, call_log_prob, check_input
 
 SampleFn = Callable[[int, Optional[torch.Generator]], Tensor]
 
@@ -41,9 +41,10 @@ class CallableTarget(BaseTarget):
         self.has_exact_samples = sample_fn is not None
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """x: Tensor[B, dim] -> Tensor[B]."""
+        """x: Tensor[B, dim] -> Tensor[B], in x's dtype (a function computing in the other
+        floating dtype is explained: see ``logz.targets.base.call_log_prob``)."""
         check_input(self, x)
-        return self.fn(x)
+        return call_log_prob(self, x, self.fn)
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None, *,
                dtype: Optional[torch.dtype] = None, device: Device = None) -> Tensor:

@@ -144,7 +144,8 @@ def test_pyro_multi_site_batched_equals_rows_and_loop(dtype):
 
 
 def test_pyro_falls_back_to_loop_without_vmap():
-    t = T.from_pyro(branching, DATA)
+    with pytest.warns(RuntimeWarning, match="row by row"):
+        t = T.from_pyro(branching, DATA)
     assert not t.vectorized
     z = torch.tensor([[-0.7], [0.9]], dtype=torch.float64)
     ref = torch.stack([Normal(0.0, 1.0).log_prob(zi) + Normal(zi, 1.0 if zi > 0 else 2.0).log_prob(DATA).sum()
