@@ -44,13 +44,17 @@ def _cmd_targets(args) -> int:
 def _cmd_samplers(args) -> int:
     from logz import samplers
 
-    for name in samplers.names():
-        print(name)
+    rows = [(e.name, e.kind, e.variant_of or "", e.description) for e in map(samplers.entry, samplers.names())]
+    print(f"{'name':18s} {'kind':9s} {'variant of':10s}  description")
+    for name, kind, variant, description in rows:
+        print(f"{name:18s} {kind:9s} {variant:10s}  {description}")
     return 0
 
 
 def _parse_config(items: Sequence[str]) -> dict:
-    """--config key=value pairs; values parsed as JSON when possible (numbers, bools)."""
+    """--config key=value pairs; values parsed as JSON when possible (numbers, bools). A key
+    ``group.field`` (``network.hidden=32``, ``optimiser.lr=3e-4``) sets a field of one of the
+    sampler's configuration groups (``logz.samplers.config``)."""
     config = {}
     for item in items or []:
         if "=" not in item:
@@ -102,8 +106,9 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         return 2
     progress = not args.json and not args.quiet and shard.is_main
     start = time.perf_counter()
+    learned = samplers.entry(args.sampler).kind == "learned"
     if args.resume:
-        if not hasattr(sampler, "load"):
+        if not learned:
             print(f"logz run: error: sampler {args.sampler!r} has no checkpoints to resume", file=sys.stderr)
             return 2
         try:
@@ -112,10 +117,10 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
             print(f"logz run: error: cannot resume from {args.resume!r}: {err}", file=sys.stderr)
             return 2
     try:
-        if args.iterations and hasattr(sampler, "fit"):
+        if args.iterations:
             sampler.fit(args.iterations, progress=progress)
         if args.save:
-            if not hasattr(sampler, "save"):
+            if not learned:
                 print(f"logz run: error: sampler {args.sampler!r} has no state to save", file=sys.stderr)
                 return 2
             sampler.save(args.save)
@@ -163,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-samples", type=int, default=2000,
                      help="samples/particles for the estimate (default 2000)")
     run.add_argument("--iterations", type=int, default=0, help="training iterations (learned samplers)")
-    run.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="sampler configuration")
+    run.add_argument("--config", nargs="*", metavar="KEY=VALUE",
+                     help="sampler configuration; group.key=value reaches a group "
+                          "(network, optimiser, evaluation, placement)")
     run.add_argument("--save", default=None, help="write a checkpoint after training")
     run.add_argument("--resume", default=None, help="load a checkpoint before training")
     run.add_argument("--json", action="store_true", help="print one JSON record")

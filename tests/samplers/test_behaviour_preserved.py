@@ -46,6 +46,8 @@ def _compare(size: str, key: str) -> None:
     tol = TOL[size]
     assert got.get("stopped_at") == want.get("stopped_at"), f"{key}: stopped at {got.get('stopped_at')}"
     for field in ("log_z", "elbo", "eubo", "ess"):
+        if field == "eubo" and want.get(field, 0) is None and case["sampler"] == "adjoint_sampling":
+            continue  # the PathSampler shell gives Adjoint Sampling the EUBO it lacked (drawn after log Z)
         if field in want:
             assert _close(got[field], want[field], tol), f"{key}: {field} {got[field]!r} != recorded {want[field]!r}"
     for field in ("loss", "batch_log_z"):
@@ -64,3 +66,23 @@ def test_tiny_run_matches_the_recorded_baseline(key):
 @pytest.mark.parametrize("key", sorted(CASES.get("short", {})))
 def test_200_iteration_run_matches_the_recorded_baseline(key):
     _compare("short", key)
+
+
+def _checkpoint_writer():
+    path = ROOT / "results" / "behaviour" / "checkpoints" / "write.py"
+    spec = importlib.util.spec_from_file_location("logz_behaviour_checkpoints", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", _checkpoint_writer().NAMES)
+def test_checkpoints_written_before_the_refactor_still_load(name):
+    from logz import samplers, targets
+
+    writer = _checkpoint_writer()
+    s = samplers.get(name, targets.get("gmm9"), **writer.config(name))
+    s.load(ROOT / "results" / "behaviour" / "checkpoints" / f"{name}.pt")
+    assert s.trainer.iteration == 2 and len(s.history.loss) == 2
+    s.fit(1, progress=False)  # and training resumes from it
+    assert len(s.history.loss) == 3
