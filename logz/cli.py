@@ -75,13 +75,17 @@ def _cmd_targets(args) -> int:
 def _cmd_samplers(args) -> int:
     from logz import samplers
 
-    for name in samplers.names():
-        print(name)
+    rows = [(e.name, e.kind, e.variant_of or "", e.description) for e in map(samplers.entry, samplers.names())]
+    print(f"{'name':18s} {'kind':9s} {'variant of':10s}  description")
+    for name, kind, variant, description in rows:
+        print(f"{name:18s} {kind:9s} {variant:10s}  {description}")
     return 0
 
 
 def _parse_config(items: Sequence[str]) -> dict:
-    """--config key=value pairs; values parsed as JSON when possible (numbers, bools)."""
+    """--config key=value pairs; values parsed as JSON when possible (numbers, bools). A key
+    ``group.field`` (``network.hidden=32``, ``optimiser.lr=3e-4``) sets a field of one of the
+    sampler's configuration groups (``logz.samplers.config``)."""
     config = {}
     for item in items or []:
         if "=" not in item:
@@ -141,7 +145,7 @@ def _checked_config(sampler: str, config: dict) -> dict:
     is a ``UserError`` naming the key and the expected type; ``dtype`` names become dtypes."""
     from logz import samplers
 
-    factory = getattr(samplers, "_REGISTRY", {}).get(sampler) if sampler in samplers.names() else None
+    factory = samplers.entry(sampler).resolve() if sampler in samplers.names() else None
     params = _constructor_parameters(factory) if factory is not None else {}
     out = dict(config)
     for key, value in config.items():
@@ -258,15 +262,16 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         print(f"logz run: error: {_one_line(err)}", file=sys.stderr)
         return 2
     progress = not args.json and not args.quiet and shard.is_main
+    learned = samplers.entry(args.sampler).kind == "learned"
     iterations = args.iterations
     if iterations is None:  # learned samplers (those with checkpoints) get a stated budget
-        iterations = DEFAULT_ITERATIONS if hasattr(sampler, "save") and not args.resume else 0
+        iterations = DEFAULT_ITERATIONS if learned and not args.resume else 0
         if iterations:
             say(f"training {iterations} iterations (the default budget; set --iterations N, "
                 f"or --iterations 0 to estimate with the untrained sampler)", file=sys.stderr)
     start = time.perf_counter()
     if args.resume:
-        if not hasattr(sampler, "load"):
+        if not learned:
             print(f"logz run: error: sampler {args.sampler!r} has no checkpoints to resume", file=sys.stderr)
             return 2
         try:
@@ -275,10 +280,10 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
             print(f"logz run: error: cannot resume from {args.resume!r}: {err}", file=sys.stderr)
             return 2
     try:
-        if iterations and hasattr(sampler, "fit"):
+        if iterations:
             sampler.fit(iterations, progress=progress)
         if args.save:
-            if not hasattr(sampler, "save"):
+            if not learned:
                 print(f"logz run: error: sampler {args.sampler!r} has no state to save", file=sys.stderr)
                 return 2
             sampler.save(args.save)
@@ -339,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=positive_int, default=None,
                      help="torch CPU threads (default: 1 on a machine with <= "
                           f"{SMALL_MACHINE_CORES} cores, else half the cores up to 8)")
-    run.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="sampler configuration")
+    run.add_argument("--config", nargs="*", metavar="KEY=VALUE",
+                     help="sampler configuration; group.key=value reaches a group "
+                          "(network, optimiser, evaluation, placement)")
     run.add_argument("--save", default=None, help="write a checkpoint after training")
     run.add_argument("--resume", default=None, help="load a checkpoint before training")
     run.add_argument("--json", action="store_true", help="print one JSON record")

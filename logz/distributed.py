@@ -102,6 +102,14 @@ class Shard:
         """
         return self._draw(torch.randn, shape, generator, dtype, device, dim)
 
+    def noise(self, generator: Optional[torch.Generator] = None):
+        """A ``logz.sde.Noise`` source for ``integrate(noise=...)``: each call draws this rank's
+        rows of the whole batch's standard normals (``randn``), so a path's increments do not
+        depend on the number of processes."""
+        def draw(shape, dtype, device) -> Tensor:
+            return self.randn(shape, generator=generator, dtype=dtype, device=device)
+        return draw
+
     def rand(self, shape: Iterable[int], *, generator: Optional[torch.Generator] = None,
              dtype: Optional[torch.dtype] = None, device=None, dim: int = 0) -> Tensor:
         """Uniforms on [0, 1), like ``randn``."""

@@ -29,7 +29,21 @@ def test_listings(capsys):
     out = capsys.readouterr().out
     assert "funnel" in out and "manywell" in out
     assert main(["samplers"]) == 0
-    assert "smc" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "smc" in out and "classical" in out
+    from logz import samplers
+
+    for name in samplers.names():  # one line per sampler: its name, kind and description
+        e = samplers.entry(name)
+        assert any(ln.startswith(name + " ") and e.kind in ln and e.description in ln for ln in out.splitlines())
+
+
+def test_config_groups_are_reached_by_dotted_keys(capsys):
+    argv = ["run", "--target", "gaussian", "--sampler", "pis", "--iterations", "1", "--num-samples", "16",
+            "--json", "--config", "batch_size=8", "num_steps=3", "network.hidden=4", "network.layers=1",
+            "optimiser.lr=0.01", "evaluation.eval_batch_size=16"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 16
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -39,6 +53,8 @@ def test_listings(capsys):
     (["run", "--target", "gaussian"], "required"),
     (["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "1"], "num-samples"),
     (["run", "--target", "gaussian", "--sampler", "smc", "--config", "cess"], "key=value"),
+    (["run", "--target", "gaussian", "--sampler", "pis", "--config", "network.width=3"],
+     "unknown network option(s) ['width']"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_with_usage(argv, needle):

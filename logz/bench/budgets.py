@@ -21,13 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
-#: samplers with nothing to train (``fit`` is a no-op): they get no network settings
-CLASSICAL = frozenset({"smc", "ais"})
-#: learned samplers that take batch_size / num_steps / hidden / layers
-LEARNED = frozenset({"pis", "dds", "dgfs", "dgfs_lv", "tb", "adjoint_sampling"})
-#: GFlowNet-style samplers built on DGFS (dt, lr_policy, lr_flow); dgfs_lv: DGFS with a learned
-#: per-dimension policy variance (gfn-diffusion's), on DGFS's budget otherwise
-GFN = frozenset({"dgfs", "dgfs_lv", "tb"})
+from logz import samplers
+
+
+def _family(sampler: str) -> str:
+    """The registry's family of ``sampler`` (``logz.samplers.TABLE``): classical samplers get
+    no training, learned ones the network settings, the "gfn" family (DGFS, TB, dgfs_lv) also
+    dt and the two learning rates."""
+    e = samplers.entry(sampler)
+    return "classical" if e.kind == "classical" else (e.family or "path")
 
 DGFS_LR_NOTE = ("DGFS / TB: the reference code's rates are 1e-4 (drift) / 1e-3 (flow), but it takes "
                 "one Adam step per PATH (256 updates per iteration) while logz takes one per batch "
@@ -109,19 +111,20 @@ class Budget:
 
     def train_iterations(self, sampler: str) -> int:
         """Training iterations for ``sampler`` (0 for the classical ones)."""
-        return 0 if sampler in CLASSICAL else int(self.iterations)
+        return 0 if _family(sampler) == "classical" else int(self.iterations)
 
     def sampler_config(self, sampler: str, target: str) -> dict:
         """Keyword configuration for ``logz.samplers.get(sampler, target, **config)`` (no seed/device)."""
         config: dict[str, Any] = {}
-        if sampler in LEARNED:
+        family = _family(sampler)
+        if family != "classical":
             config.update(batch_size=self.batch_size, num_steps=self.num_steps, hidden=self.hidden,
                           layers=self.layers)
             if self.eval_every:
                 config.update(eval_every=self.eval_every, eval_samples=self.eval_samples)
         if sampler == "pis" and target.startswith("gmm") and self.pis_diffusion_mixtures is not None:
             config.update(diffusion=self.pis_diffusion_mixtures)
-        if sampler in GFN:
+        if family == "gfn":
             dt = self.gfn_dt[0] if target.startswith("gmm") else self.gfn_dt[1]
             config.update(dt=dt * 100 / self.num_steps, lr_policy=self.gfn_lr[0], lr_flow=self.gfn_lr[1])
             if self.gfn_cosine_final is not None:
@@ -183,4 +186,4 @@ def get(name: str) -> Budget:
     return BUDGETS[name]
 
 
-__all__ = ["Budget", "BUDGETS", "CLASSICAL", "LEARNED", "GFN", "DGFS_LR_NOTE", "LV_NOTE", "OVERRIDE_NOTES", "SAMPLER_NOTES", "get", "names"]
+__all__ = ["Budget", "BUDGETS", "DGFS_LR_NOTE", "LV_NOTE", "OVERRIDE_NOTES", "SAMPLER_NOTES", "get", "names"]

@@ -22,9 +22,9 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from logz.bench.budgets import DGFS_LR_NOTE, GFN, OVERRIDE_NOTES, SAMPLER_NOTES
+from logz.bench.budgets import DGFS_LR_NOTE, OVERRIDE_NOTES, SAMPLER_NOTES
 from logz.bench.runner import DEFAULT_SAMPLERS, DEFAULT_TARGETS, PathLike, ResultStore, save_atomic
-from logz.samplers import variant_of
+from logz.samplers import TABLE, variant_of
 
 _DGFS_PAPER = "DGFS paper (Zhang et al. 2023), via REFERENCE.md"
 
@@ -382,7 +382,7 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
         lines += target_table(target, [r for r in records if r["target"] == target])
         lines += mode_table(target, [r for r in records if r["target"] == target])
     notes = [PUBLISHED_NOTE]
-    if any(r.get("sampler") in GFN for r in records):
+    if any(getattr(TABLE.get(r.get("sampler")), "family", None) == "gfn" for r in records):
         notes.append(DGFS_LR_NOTE)
     notes += [SAMPLER_NOTES[s] for s in sorted({r.get("sampler") for r in records} & set(SAMPLER_NOTES))]
     notes += [OVERRIDE_NOTES[k] for k in sorted({(r.get("sampler"), r.get("target")) for r in records}

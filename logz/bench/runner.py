@@ -210,7 +210,7 @@ def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,
         ess=_num(est.ess), num_samples=est.num_samples, true_log_z=true_log_z, true_log_z_source=source,
         error=_num(error), abs_error=None if error is None else _num(abs(error)),
         learned_log_z=_num(getattr(sampler, "learned_log_z", None)))
-    if hasattr(history, "loss"):
+    if samplers.entry(cell.sampler).kind == "learned":
         record["curves"] = {"loss": _curve(history.loss), "batch_log_z": _curve(history.log_z)}
         record["evaluations"] = {"iteration": list(history.eval_iterations),
                                  "log_z": [_num(e.log_z) for e in history.estimates],

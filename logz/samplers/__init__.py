@@ -1,62 +1,123 @@
-"""Samplers: learned (PIS, DDS, DGFS, ...) and classical baselines (SMC/AIS).
+"""Samplers: learned (PIS, DDS, DGFS, ...) and classical baselines (SMC/AIS), in one table.
 
-Every sampler is constructed as ``Sampler(target, **config)`` and has ``fit(iterations)``,
-``sample(n)`` and ``estimate_log_z(num_samples) -> LogZEstimate``.
+Every sampler is constructed as ``get(name, target, **config)`` and follows the contract of
+``logz.samplers.base.Sampler``: ``fit(iterations) -> History``, ``sample(n)`` and
+``estimate_log_z(num_samples) -> LogZEstimate``; learned ones also ``log_weights``, ``save``
+and ``load``. ``TABLE`` says, for each name, what builds it (a class, imported on first use,
+with its default configuration), whether it learns, what it is a variant of, and one line of
+description (``logz samplers`` prints it).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Union
 
 from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
 
-_REGISTRY: dict[str, Callable] = {}
-_VARIANT_OF: dict[str, str] = {}
 
+@dataclass(frozen=True)
+class Entry:
+    """One registered sampler.
 
-def register(name: str, factory: Callable, *, variant_of: Optional[str] = None) -> None:
-    """Register ``factory(target, **config)`` under ``name``.
-
-    ``variant_of``: the registered sampler this one is a configuration of (``dgfs_lv`` is
-    ``dgfs`` with a learned variance): reports list it after that sampler and compare it with
-    that sampler's published figures.
+    Attributes:
+        name: the registry name.
+        factory: ``factory(target, **config)``, or "module:attribute" imported on first use.
+        kind: "learned" (trains, checkpoints) or "classical" (nothing to train).
+        description: one line for ``logz samplers``.
+        variant_of: the sampler this one is a configuration of (``dgfs_lv`` is ``dgfs`` with a
+            learned variance): reports list it after that sampler and compare it with that
+            sampler's published figures.
+        family: "path" (PIS-type: KL / VarGrad on a reference), "gfn" (off-policy GFlowNet
+            objectives: dt, lr_policy, lr_flow), "adjoint" or "classical": which budget
+            settings apply (``logz.bench.budgets``).
+        defaults: configuration applied before the caller's.
     """
-    _REGISTRY[name] = factory
-    if variant_of is not None:
-        _VARIANT_OF[name] = variant_of
-    else:
-        _VARIANT_OF.pop(name, None)
+
+    name: str
+    factory: Union[str, Callable[..., Any]]
+    kind: str
+    description: str
+    variant_of: Optional[str] = None
+    family: Optional[str] = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> Callable[..., Any]:
+        """The factory itself (a "module:attribute" string is imported here)."""
+        if isinstance(self.factory, str):
+            module, attr = self.factory.split(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.factory
+
+    def build(self, target, **config):
+        factory = self.resolve()
+        merged = dict(self.defaults)
+        for key, value in config.items():  # a group given as a mapping extends the default group
+            default = merged.get(key)
+            merged[key] = {**default, **value} if isinstance(default, Mapping) and isinstance(value, Mapping) else value
+        return factory(target, **merged)
+
+
+TABLE: dict[str, Entry] = {e.name: e for e in [
+    Entry("pis", "logz.samplers.pis:PIS", "learned", family="path",
+          description="Path Integral Sampler: Brownian reference from 0, PIS-Grad control, KL or VarGrad"),
+    Entry("dds", "logz.samplers.dds:DDS", "learned", family="path",
+          description="Denoising Diffusion Sampler: PIS's objectives on a variance-preserving OU reference"),
+    Entry("dgfs", "logz.samplers.dgfs:DGFS", "learned", family="gfn",
+          description="Diffusion Generative Flow Sampler: sub-trajectory balance with a learned log-flow"),
+    Entry("dgfs_lv", "logz.samplers.dgfs:DGFS", "learned", variant_of="dgfs", family="gfn",
+          defaults={"network": {"learned_variance": 4.0}},
+          description="DGFS with a learned per-dimension policy variance (gfn-diffusion's, range 4)"),
+    Entry("tb", "logz.samplers.dgfs:DGFS", "learned", family="gfn", defaults={"loss": "tb"},
+          description="trajectory balance with a learned log Z, on DGFS's process and off-policy paths"),
+    Entry("adjoint_sampling", "logz.samplers.adjoint_sampling:AdjointSampling", "learned", family="adjoint",
+          description="Adjoint Sampling: reciprocal adjoint matching from a replay buffer (energy-efficient)"),
+    Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical",
+          description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
+    Entry("ais", "logz.samplers.smc:AIS", "classical", family="classical",
+          description="annealed importance sampling: SMC's ladder and moves without resampling (baseline)"),
+]}
+
+
+def register(name: str, factory: Callable, *, variant_of: Optional[str] = None, kind: str = "learned",
+             description: str = "", family: Optional[str] = None) -> None:
+    """Add (or replace) ``factory(target, **config)`` under ``name`` in ``TABLE``."""
+    if kind not in ("learned", "classical"):
+        raise ValueError(f"kind must be 'learned' or 'classical', got {kind!r}")
+    TABLE[name] = Entry(name, factory, kind, description, variant_of, family)
+
+
+def unregister(name: str) -> None:
+    """Remove ``name`` from ``TABLE`` (a no-op if absent)."""
+    TABLE.pop(name, None)
+
+
+def entry(name: str) -> Entry:
+    """The table entry of ``name`` (ValueError listing the valid names otherwise)."""
+    if name not in TABLE:
+        raise ValueError(f"unknown sampler {name!r}; valid names: {', '.join(sorted(TABLE))}")
+    return TABLE[name]
 
 
 def variant_of(name: str) -> Optional[str]:
-    """The sampler ``name`` is a variant of (``register(..., variant_of=)``), or None."""
-    _load_builtin()
-    return _VARIANT_OF.get(name)
+    """The sampler ``name`` is a variant of, or None (also for unknown names)."""
+    e = TABLE.get(name)
+    return None if e is None else e.variant_of
 
 
 def names() -> list[str]:
     """Names of the registered samplers."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(TABLE)
 
 
 def get(name: str, target, **config):
-    """Construct the sampler ``name`` for ``target`` with its configuration."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown sampler {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](target, **config)
+    """Construct the sampler ``name`` for ``target`` with its configuration. Keys
+    ``"group.field"`` (the CLI's ``--config network.hidden=32``) reach a configuration group."""
+    from logz.samplers.config import dotted
+
+    return entry(name).build(target, **dotted(config))
 
 
-_BUILTIN_MODULES = ["logz.samplers.smc", "logz.samplers.pis", "logz.samplers.dds",
-                    "logz.samplers.adjoint_sampling", "logz.samplers.dgfs"]
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-
-
-__all__ = ["LogZEstimate", "estimate_from_log_weights", "get", "names", "register", "variant_of"]
+__all__ = ["Entry", "LogZEstimate", "TABLE", "entry", "estimate_from_log_weights", "get", "names", "register",
+           "unregister", "variant_of"]

@@ -1,5 +1,5 @@
 """Small helpers shared by the path-space samplers (PIS, DDS, DGFS): argument checks,
-dtype names, log-mean-exp, and the generator / gather plumbing of their estimators."""
+dtype names, log-mean-exp, and the generator plumbing of their estimators."""
 
 from __future__ import annotations
 
@@ -27,20 +27,6 @@ def _check(name: str, ok: bool, value: Any, what: str) -> None:
 
 def _is_int(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and int(v) == v
-
-
-def _batch_major(gathered: Tensor, sizes: list, world: int) -> Tensor:
-    """Rows gathered rank by rank ([rank 0: its batches..., rank 1: ...]) regrouped batch by
-    batch ([batch 0: rank 0, rank 1, ...; batch 1: ...]): the order of the one-process run,
-    whose k-th evaluation batch is the k-th draw of the generator."""
-    local = sum(sizes)
-    per_rank = gathered.split(local)
-    parts = []
-    offset = 0
-    for n in sizes:
-        parts.extend(p[offset:offset + n] for p in per_rank)
-        offset += n
-    return torch.cat(parts)
 
 
 def _log_mean_exp(x: Tensor) -> Tensor:

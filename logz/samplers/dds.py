@@ -33,7 +33,6 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from logz.samplers import register
 from logz.samplers._common import _check
 from logz.samplers.pis import PIS
 from logz.sde import CosineSchedule, LinearReference, Schedule, VPReference
@@ -60,7 +59,7 @@ class ReversedSchedule(Schedule):
 
 
 class DDS(PIS):
-    """Denoising Diffusion Sampler. Same API and options as ``PIS`` except the reference.
+    """Denoising Diffusion Sampler: ``PIS``'s composition on the VP reference (exact integrator).
 
     Args:
         target: see ``PIS``.
@@ -69,7 +68,7 @@ class DDS(PIS):
         beta: "cosine" (default, reversed cosine schedule), a float (constant rate) or a
             ``logz.sde.Schedule`` (used as given, in sampler time).
         T: horizon (default 1). num_steps: exponential-integrator steps (default 100).
-        **config: every other ``PIS`` option (loss, hidden, layers, lr, batch_size, seed, ...).
+        **config: every other ``PIS`` option (loss, batch_size, seed, groups and their fields, ...).
     """
 
     name = "dds"
@@ -82,19 +81,15 @@ class DDS(PIS):
             raise ValueError("DDS has no 'diffusion' option: its reference is set by init_std and beta")
         if init_std is None:
             init_std = float(getattr(target, "init_std", 1.0) or 1.0)
+        self._vp = (init_std, beta)
+        super().__init__(target, T=T, num_steps=num_steps, **config)
+
+    def _reference(self, *, diffusion, T) -> LinearReference:
+        init_std, beta = self._vp
         _check("init_std", isinstance(init_std, (int, float)) and init_std > 0, init_std, "> 0")
         _check("beta", beta == "cosine" or isinstance(beta, Schedule) or
                (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0),
                beta, "'cosine', a rate > 0 or a Schedule")
         self.init_std, self.beta = float(init_std), beta
-        super().__init__(target, T=T, num_steps=num_steps, **config)
-
-    def _build_reference(self) -> LinearReference:
-        if self.beta == "cosine":
-            schedule = ReversedSchedule(CosineSchedule(self.T), self.T)
-        else:
-            schedule = self.beta
+        schedule = ReversedSchedule(CosineSchedule(T), T) if beta == "cosine" else beta
         return VPReference(schedule, std=self.init_std)
-
-
-register("dds", DDS)

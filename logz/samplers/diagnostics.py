@@ -49,7 +49,7 @@ def diagnostics_figure(s, num_samples: int = 1000):
         X, Y = torch.meshgrid(g0, g1, indexing="xy")
         with torch.no_grad():
             grid = torch.stack([X.flatten(), Y.flatten()], -1).to(s.device, s.dtype)
-            lp = s._log_reward(grid).double().cpu().view(X.shape)
+            lp = s.log_reward(grid).double().cpu().view(X.shape)
         ax.contour(X.numpy(), Y.numpy(), lp.clamp_min(float(lp.max()) - 30).numpy(), levels=20, linewidths=0.6)
         ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.4, color="C3")
         ax.set(title=f"{num_samples} samples", xlim=(float(lo[0]), float(hi[0])), ylim=(float(lo[1]), float(hi[1])))

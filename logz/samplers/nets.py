@@ -74,7 +74,22 @@ def _zero_(linear: nn.Linear, bias: float = 0.0) -> None:
         linear.bias.fill_(bias)
 
 
-class FourierMLP(nn.Module):
+class TimeConditioned(nn.Module):
+    """A network u(x, t) whose time branch is computed apart: ``time_features(t)`` and
+    ``forward_with_features(x, features)``, so that a simulation on a fixed grid computes the
+    time branch once (``GridControl``). Samplers evaluate any other control module as is."""
+
+    def time_features(self, t: Tensor):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_with_features(self, x: Tensor, features):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, t: Tensor):
+        return self.forward_with_features(x, self.time_features(t))
+
+
+class FourierMLP(TimeConditioned):
     """NN(x, t): Tensor[B, dim], t (0-dim or Tensor[B]) -> Tensor[B, out_dim].
 
     h = Linear(x) + MLP_t(FourierTimeEmbedding(t)); out = Linear(act(... act(Linear(act(h))))).
@@ -125,10 +140,6 @@ class FourierMLP(nn.Module):
             return self._compiled(x, features)
         return self.body(self.input_embed(x) + features)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.forward_with_features(x, self.time_features(t))
-
-
 class TimeScale(nn.Module):
     """c(t): t (0-dim or Tensor[B]) -> Tensor[1 or B, out_dim]; starts at the constant ``init``."""
 
@@ -144,7 +155,7 @@ class TimeScale(nn.Module):
         return self.net(self.time_embed(t))
 
 
-class GradientDrift(nn.Module):
+class GradientDrift(TimeConditioned):
     """The PIS-Grad control u(x, t) = clip(NN(x, t) + c(t) * clip(score(x), g), o).
 
     ``score(x)`` is grad log p~(x) = -grad E(x), Tensor[B, dim]; it is clipped elementwise
@@ -198,10 +209,6 @@ class GradientDrift(nn.Module):
             u = torch.addcmul(u, features[1], s)  # u + c(t) s, one op (and one backward node)
         u = u.clamp(-self.out_clip, self.out_clip)
         return u if raw is None else (u, (0.5 * self.log_var_range) * torch.tanh(raw))
-
-    def forward(self, x: Tensor, t: Tensor):
-        return self.forward_with_features(x, self.time_features(t))
-
 
 class GridControl:
     """A time-conditioned module evaluated on a fixed grid, its time branch computed once.

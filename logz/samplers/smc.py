@@ -53,7 +53,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from logz.distributed import Shard, resolve
-from logz.samplers import register
+from logz.samplers.training import History
 from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z,
                                       effective_sample_size)
 from logz.samplers.smc_kernels import (adapt_step_size, exchange, gibbs_sweep, global_draw,
@@ -183,9 +183,9 @@ class SMC:
         self.last_result: Optional[SMCResult] = None
 
     # -- scikit-learn shape -------------------------------------------------
-    def fit(self, iterations: int = 0, progress: bool = False) -> list:
-        """Classical sampler: nothing to learn. Returns an empty history."""
-        return []
+    def fit(self, iterations: int = 0, progress: bool = False) -> History:
+        """Classical sampler: nothing to learn. Returns an empty ``History``."""
+        return History()
 
     def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
         """Run SMC with ``num_samples`` particles in all (split over the replicates and, when
@@ -393,5 +393,3 @@ class AIS(SMC):
         super().__init__(target, resample_threshold=resample_threshold, **config)
 
 
-register("smc", SMC)
-register("ais", AIS)

@@ -10,7 +10,7 @@
 """
 
 from logz.sde.grids import check_grid, cosine_grid, power_grid, uniform_grid
-from logz.sde.integrate import SDE, Trajectory, integrate, path_log_densities, split_control
+from logz.sde.integrate import SDE, Noise, Trajectory, gaussian_noise, integrate, path_log_densities, split_control
 from logz.sde.ode import ORDERS, methods, odeint, rk_step
 from logz.sde.reference import (BrownianReference, LinearReference, VPReference,
                                 gaussian_log_prob)
@@ -20,7 +20,7 @@ from logz.sde.schedules import (ConstantSchedule, CosineSchedule, GeometricSched
 
 __all__ = [
     "check_grid", "cosine_grid", "power_grid", "uniform_grid",
-    "SDE", "Trajectory", "integrate", "path_log_densities", "split_control",
+    "SDE", "Noise", "Trajectory", "gaussian_noise", "integrate", "path_log_densities", "split_control",
     "ORDERS", "methods", "odeint", "rk_step",
     "BrownianReference", "LinearReference", "VPReference", "gaussian_log_prob",
     "ConstantSchedule", "CosineSchedule", "PowerSchedule", "GeometricSchedule", "LinearSchedule", "Schedule",

@@ -26,6 +26,11 @@ every path-space importance weight
 
     log w = log R(x_N) + sum_k log P_B - sum_k log P_F - log p_0(x_0).
 
+The Gaussian increments come from ``noise(shape, dtype, device) -> Tensor[B, d]`` (standard
+normals; as torchsde takes ``bm=``), by default ``gaussian_noise(generator)``: the core knows
+nothing of processes or ranks, and a caller that splits a batch over processes passes the
+sharded source (``logz.distributed.Shard.noise``).
+
 ``keep_path=False`` stores no trajectory: memory O(B dim) (plus autograd's graph,
 if gradients flow). ``path_log_densities`` re-evaluates the same kernels on a
 stored path under a (new) control, for off-policy losses; both use ``_kernels``.
@@ -39,11 +44,19 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor
 
-from logz.distributed import Shard
 from logz.sde.grids import check_grid
 from logz.sde.reference import LOG_2PI, BrownianReference, LinearReference
 
 Control = Callable[[Tensor, Tensor], Tensor]
+Noise = Callable[[torch.Size, torch.dtype, torch.device], Tensor]
+"""``noise(shape, dtype, device)``: standard normals of ``shape`` ([B, d]), one call per step."""
+
+
+def gaussian_noise(generator: Optional[torch.Generator] = None) -> Noise:
+    """The default ``Noise``: ``torch.randn`` from ``generator`` (the global RNG if None)."""
+    def draw(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    return draw
 
 
 class SDE(Protocol):
@@ -170,7 +183,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
               reference: Optional[LinearReference] = None, scheme: str = "euler",
               generator: Optional[torch.Generator] = None, log_densities: bool = True,
               keep_path: bool = True, keep_steps: bool = True, noise_scale: float = 1.0,
-              log_initial: Optional[Tensor] = None, shard: Optional[Shard] = None) -> Trajectory:
+              log_initial: Optional[Tensor] = None, noise: Optional[Noise] = None) -> Trajectory:
     """Simulate B paths of the controlled SDE on the grid ``times``.
 
     Args:
@@ -182,7 +195,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
         reference: linear reference whose bridge gives log P_B; defaults to ``sde``
             when it is a ``LinearReference``. Pass ``False`` to skip.
         scheme: "euler" (Euler–Maruyama) or "exact" (exponential integrator).
-        generator: torch.Generator for the Gaussian increments.
+        generator: torch.Generator for the Gaussian increments (with the default ``noise``).
         log_densities: accumulate log P_F (and log P_B with a reference).
         keep_path: store states Tensor[N+1, B, d].
         keep_steps: store per-step log-densities Tensor[N, B] (else only sums).
@@ -190,10 +203,10 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
             are still those of the nominal kernel (noise_scale = 1), evaluated at
             the simulated states, as off-policy losses need.
         log_initial: Tensor[B] log-density of x0 under its law (recorded as is).
-        shard: ``logz.distributed.Shard`` when the B paths are this process's rows of a
-            batch split over processes: each step's increments are then this rank's rows of
-            the whole batch's draw (``Shard.randn``), so a path's noise does not depend on the
-            number of processes. None: plain ``torch.randn``.
+        noise: ``noise(shape, dtype, device) -> Tensor[B, d]`` standard normals, called once
+            per step (default ``gaussian_noise(generator)``). ``logz.distributed.Shard.noise``
+            gives this rank's rows of the whole batch's draw, so that a path's increments do
+            not depend on the number of processes.
     Returns:
         Trajectory.
     """
@@ -228,7 +241,9 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
     eps_sq_acc = x0.new_zeros(B, d) if log_densities and not keep_steps else None
     bridge_acc = x0.new_zeros(B, d) if bridge and not keep_steps else None
     states = [x0] if keep_path else None
-    draw = shard.randn if shard is not None and shard.active else torch.randn
+    if noise is not None and generator is not None:
+        raise ValueError("pass either generator= or noise= (a noise source carries its own generator)")
+    draw = gaussian_noise(generator) if noise is None else noise
     x = x0
     for k in range(n_steps):
         u, log_scale = _call_control(control, x, t_k[k]) if control is not None else (None, None)
@@ -241,7 +256,7 @@ def integrate(sde, x0: Tensor, times: Tensor, control: Optional[Control] = None,
         if u is not None:
             mean = torch.add(mean, u, alpha=ctrl[k])
             cost_acc = torch.addcmul(cost_acc, u, u, value=0.5 * dt[k])
-        eps = draw(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        eps = draw(x.shape, x.dtype, x.device)
         if log_scale is None:
             x_next = torch.add(mean, eps, alpha=noise_scale * std[k])
         else:

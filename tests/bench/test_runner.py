@@ -291,8 +291,7 @@ def test_variants_follow_their_sampler_and_take_its_published_figure():
         assert verdict("pis_variant_for_test", "gmm9", 2 * p["value"]) == "no"
         assert published("pis_variant_for_test", "no_such_target") is None and published("zzz", "gmm9") is None
     finally:
-        samplers._REGISTRY.pop("pis_variant_for_test")
-        samplers._VARIANT_OF.pop("pis_variant_for_test")
+        samplers.unregister("pis_variant_for_test")
 
 
 def test_versus_table_resolves_a_win_only_beyond_two_standard_errors():

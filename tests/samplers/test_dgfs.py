@@ -9,6 +9,7 @@ import torch
 
 from logz import samplers
 from logz.samplers.dgfs import DGFS
+from logz.samplers.objectives.gfn import GFNBatch
 from logz.samplers.training import TrainingError
 from logz.sde.reference import gaussian_log_prob
 from logz.targets import GaussianMixture
@@ -88,8 +89,8 @@ def test_off_policy_training_is_seeded_and_resumes_bit_identically(diag_gaussian
     full = DGFS(target, seed=3, **SMALL, **OFF_POLICY)
     full.fit(8, progress=False)
     assert torch.equal(torch.get_rng_state(), state)  # only the sampler's own generators
-    assert len(full.buffer) > 0 and full.local_search_step_size != 1e-3  # local search ran and adapted
-    assert 0 <= full.local_search_acceptance <= 1
+    assert len(full.buffer) > 0 and full.behaviour.step_size != 1e-3  # local search ran and adapted
+    assert 0 <= full.behaviour.acceptance <= 1
     assert math.isnan(full.history.log_z[0]) and math.isfinite(full.history.log_z[-1])  # off- then on-policy
     again = DGFS(target, seed=3, **SMALL, **OFF_POLICY)
     again.fit(8, progress=False)
@@ -186,8 +187,8 @@ def test_minibatches_make_that_many_updates_on_interleaved_paths(diag_gaussian):
     states, _ = b._behaviour_paths(0)
     cols = torch.arange(0, SMALL["batch_size"], K)
     with torch.no_grad():
-        log_r_all = b._log_reward_all(states.reshape(-1, 2)).view(states.shape[:2])
-    loss_cols, _, _ = b._loss(states[:, cols], None, log_r_all[:, cols], log_r_all[-1, cols])
+        log_r_all = b.objective.log_reward(b, states.reshape(-1, 2)).view(states.shape[:2])
+    loss_cols, _, _ = b.objective._loss(b, GFNBatch(states[:, cols], 0, None, log_r_all[:, cols], log_r_all[-1, cols]))
     losses_seen = []
     orig_apply = a.trainer.apply
     a.trainer.apply = lambda loss: (losses_seen.append(float(loss.detach())), orig_apply(loss))[1]
