@@ -124,6 +124,22 @@ def _constructor_parameters(factory) -> dict[str, inspect.Parameter]:
     return params
 
 
+def _group_parameters() -> dict[str, inspect.Parameter]:
+    """The learned samplers' configuration-group fields as parameters, under their flat
+    name (``hidden``) and their dotted one (``network.hidden``)."""
+    import dataclasses
+
+    from logz.samplers.config import GROUPS
+
+    params: dict[str, inspect.Parameter] = {}
+    for group_name, cls in GROUPS.items():
+        for f in dataclasses.fields(cls):
+            p = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+            params.setdefault(f.name, p)
+            params[f"{group_name}.{f.name}"] = p
+    return params
+
+
 def _expected_kind(p: inspect.Parameter) -> Optional[str]:
     """'int', 'float', 'bool' or 'str' from a parameter's default (or its annotation)."""
     default = p.default
@@ -145,11 +161,13 @@ def _checked_config(sampler: str, config: dict) -> dict:
     is a ``UserError`` naming the key and the expected type; ``dtype`` names become dtypes."""
     from logz import samplers
 
-    factory = samplers.entry(sampler).resolve() if sampler in samplers.names() else None
-    params = _constructor_parameters(factory) if factory is not None else {}
+    entry = samplers.entry(sampler) if sampler in samplers.names() else None
+    params = _constructor_parameters(entry.resolve()) if entry is not None else {}
+    if entry is not None and entry.kind == "learned":
+        params = {**_group_parameters(), **params}
     out = dict(config)
     for key, value in config.items():
-        if key == "dtype":
+        if key in ("dtype", "placement.dtype"):
             import torch
 
             name = _DTYPES.get(str(value).lower())

@@ -32,6 +32,9 @@ class Network:
     compile: Union[bool, str] = False
 
     def validate(self) -> "Network":
+        for key in ("hidden", "layers"):
+            v = getattr(self, key)
+            _check(key, _is_int(v) and v >= 1, v, "an integer >= 1")
         _check("drift", self.drift in ("grad", "nn"), self.drift, "'grad' or 'nn'")
         _check("learned_variance", self.learned_variance in (None, False, True) or
                (isinstance(self.learned_variance, (int, float)) and self.learned_variance > 0),
