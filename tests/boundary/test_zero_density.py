@@ -58,9 +58,12 @@ def test_losses_without_minus_inf_are_unchanged(dtype):
 def test_pis_dds_train_and_estimate_on_a_half_plane(name, loss):
     target = T.from_log_prob(half_plane, dim=2, log_Z=math.log(0.5), name="half_plane")
     sampler = samplers.get(name, target, loss=loss, num_steps=8, hidden=16, batch_size=64, seed=0)
-    sampler.fit(5)
+    history = sampler.fit(5)
     est = sampler.estimate_log_z(256)
     assert math.isfinite(est.log_z) and math.isfinite(est.stderr)
+    # training reports the share of paths that ended on the zero-density half (about half at the start)
+    fractions = history.metrics["zero_density"]
+    assert len(fractions) == 5 and all(0.0 < f < 1.0 for f in fractions)
 
 
 def test_target_minus_inf_everywhere_the_sampler_looks_names_init_std():

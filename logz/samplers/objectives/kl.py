@@ -43,6 +43,7 @@ class KLBatch(NamedTuple):
 class KLInfo(NamedTuple):
     log_z: Tensor     # importance-weighted log Z of the batch (progress bar, history)
     elbo: Tensor      # mean log w of the batch
+    zero_density: Tensor  # share of paths ending where log p~ = -inf (left out of the loss)
 
 
 class KL(Objective):
@@ -84,7 +85,7 @@ class KL(Objective):
              (batch.ratio - batch.log_p0).detach()]), dim=1)
         loss = losses.kl_loss(cost, log_r, log_ref)
         log_w = (log_r + log_w).detach()
-        return loss / s.dim, KLInfo(_log_mean_exp(log_w), log_w.mean())
+        return loss / s.dim, KLInfo(_log_mean_exp(log_w), log_w.mean(), losses.zero_density_fraction(log_r))
 
 
 __all__ = ["KL", "KLBatch", "KLConfig", "KLInfo"]

@@ -44,8 +44,9 @@ class LogVarianceBatch(NamedTuple):
 
 
 class LogVarianceInfo(NamedTuple):
-    log_z: Tensor
-    elbo: Tensor
+    log_z: Tensor         # importance-weighted log Z of the batch
+    elbo: Tensor          # mean log w of the batch
+    zero_density: Tensor  # share of paths ending where log p~ = -inf (left out of the loss)
 
 
 class LogVariance(Objective):
@@ -76,7 +77,7 @@ class LogVariance(Objective):
             log_w = s.shard.gather(batch.log_r + s.rescore(states, 0, N, batch.controls) - batch.log_p0)
             loss = losses.log_variance_loss(log_w)
             log_w = log_w.detach()
-            return loss / s.dim, LogVarianceInfo(_log_mean_exp(log_w), log_w.mean())
+            return loss / s.dim, LogVarianceInfo(_log_mean_exp(log_w), log_w.mean(), losses.zero_density_fraction(log_w))
         chunk = self.checkpoint_steps
         with torch.no_grad():
             log_w = batch.log_r - batch.log_p0 + sum(s.rescore(states, k0, min(k0 + chunk, N))
@@ -87,7 +88,7 @@ class LogVariance(Objective):
         for k0 in range(0, N, chunk):
             (weights * s.rescore(states, k0, min(k0 + chunk, N))).sum().backward()
         loss = losses.log_variance_loss(log_w)
-        return loss / s.dim, LogVarianceInfo(_log_mean_exp(log_w), log_w.mean())
+        return loss / s.dim, LogVarianceInfo(_log_mean_exp(log_w), log_w.mean(), losses.zero_density_fraction(log_w))
 
 
 class PathVarGrad(GFNObjective):
