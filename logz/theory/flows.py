@@ -284,8 +284,12 @@ def fit_order(steps: Sequence[int], errors: Sequence[float]) -> float:
 @single_threaded
 def solver_study(data: Optional[GaussianData] = None, *, interpolants: Sequence[str] = ("linear", "gvp", "vp"),
                  solvers: Sequence[str] = SOLVERS, steps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
-                 dim: int = 8, eig_range: tuple[float, float] = (0.05, 1.0), seed: int = 0) -> SolverStudy:
+                 dim: int = 8, eig_range: tuple[float, float] = (0.05, 1.0), seed: int = 0,
+                 bespoke_steps: Sequence[int] = (), bespoke_iterations: int = 300) -> SolverStudy:
     """W2 to the data of each solver x interpolant x step count, exact (no sampling).
+
+    ``bespoke_steps``: also train a ``BespokeSolver`` (RK2 base, 2 n NFE) with n steps per
+    interpolant on the exact velocity against the exact flow map (rows with solver "bespoke").
 
     ``data``: a GaussianData (default ``GaussianData.random(dim, eig_range, seed=seed)``).
     Orders are fitted to the pathwise RMSE (the solver's order); W2 between laws can converge
@@ -314,4 +318,21 @@ def solver_study(data: Optional[GaussianData] = None, *, interpolants: Sequence[
                 disc.append(row.rmse)
             half = max(2, len(steps) // 2)
             study.orders[(ip, solver)] = fit_order(list(steps)[-half:], disc[-half:])
+        for n in bespoke_steps:
+            out = _bespoke_law(flow, int(n), int(bespoke_iterations), seed)
+            rmse = ((out.factor - exact.factor).pow(2).sum() + (out.mean - exact.mean).pow(2).sum()).sqrt()
+            study.rows.append(SolverRow(ip, "bespoke", int(n), 2 * int(n), float(out.w2(data.law)),
+                                        float(out.w2(exact)), float(rmse), init))
     return study
+
+
+def _bespoke_law(flow: GaussianFlow, n: int, iterations: int, seed: int) -> GaussianLaw:
+    """Output law of a bespoke RK2 solver with n steps trained on ``flow`` (exact reference)."""
+    from logz.finetune.bespoke import BespokeSolver
+
+    P, q = flow.flow_map(0.0, 1.0)
+    solver = BespokeSolver(n)
+    solver.fit(flow, flow.dim, iterations=iterations, reference=lambda x: x @ P.T + q,
+               dtype=flow.data.dtype, seed=seed)
+    with torch.no_grad():
+        return propagate_law(solver.solve, flow, flow.prior())

@@ -109,3 +109,17 @@ def test_bad_study_inputs():
         solver_study(data(dim=2), solvers=("dopri",), steps=(2,))
     with pytest.raises(ValueError, match="steps"):
         solver_study(data(dim=2), steps=(0,))
+
+
+def test_cli_solvers_table_json_and_plot(tmp_path, capsys):
+    import json
+
+    from logz.cli import main
+    rc = main(["theory", "--solvers", "--dim", "2", "--steps", "2", "4", "--interpolants", "gvp",
+               "--out", str(tmp_path), "--json"])
+    assert rc in (0, None)
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["solver"] for r in doc["rows"]} == set(SOLVERS)
+    assert (tmp_path / "w2_vs_nfe.png").exists()
+    main(["theory", "--solvers", "--dim", "2", "--steps", "2", "--interpolants", "linear", "--no-plots"])
+    assert "RMSE(path)" in capsys.readouterr().out
