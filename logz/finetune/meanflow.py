@@ -66,12 +66,16 @@ class MeanFlow:
         interpolant: the path ("linear", "gvp", "vp" or an ``Interpolant``).
         teacher: a velocity v(x, t) to distil (None: the conditional velocity, from scratch).
         flow_fraction: fraction of training pairs with s = t.
+        num_freqs: Fourier time features of the default net (0: s and t - s only). Few: the target
+            differentiates u in s, and high frequencies amplify that derivative (measured on a 2-D
+            Gaussian, distilled, 1500 iterations: 1-step W2 0.06 with 0 frequencies, 0.22 with 1;
+            0.47 with 4 after 3000).
         adaptive_p: power p of the adaptive loss weight 1 / (|delta|^2 + 1e-3)^p (0: plain L2).
         lr, batch_size, seed, dtype: training set-up (Adam via the shared ``Trainer``).
     """
 
     def __init__(self, dim: Optional[int] = None, net: Optional[nn.Module] = None, *, hidden: int = 128,
-                 depth: int = 3, num_freqs: int = 4, interpolant: Union[str, Interpolant] = "linear",
+                 depth: int = 3, num_freqs: int = 0, interpolant: Union[str, Interpolant] = "linear",
                  teacher: Optional[Velocity] = None, flow_fraction: float = 0.75,
                  adaptive_p: float = 1.0, lr: float = 1e-3,
                  batch_size: int = 256, seed: int = 0, dtype: torch.dtype = torch.float32):
