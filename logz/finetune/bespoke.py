@@ -31,6 +31,8 @@ from logz.sde.ode import odeint
 Velocity = Callable[[Tensor, Tensor], Tensor]
 BASES = {"euler": 1, "midpoint": 2}
 
+__all__ = ["BespokeSolver", "BASES"]
+
 
 class BespokeSolver(nn.Module):
     """Parameterised n-step solver x(1) ~ solve(u, x(0)) for dx/dt = u(x, t) on [0, 1].

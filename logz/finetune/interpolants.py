@@ -37,6 +37,9 @@ from torch import Tensor
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 
+__all__ = ["Interpolant", "LinearInterpolant", "GVPInterpolant", "VPInterpolant", "INTERPOLANTS",
+           "make_interpolant", "DIFFUSIONS", "make_diffusion", "InterpolantSDE"]
+
 
 def _t(t, like: Optional[Tensor] = None) -> Tensor:
     if isinstance(t, Tensor):

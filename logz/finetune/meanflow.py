@@ -33,6 +33,8 @@ from logz.samplers.training import History, Trainer
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 
+__all__ = ["AverageVelocityMLP", "MeanFlow"]
+
 
 class AverageVelocityMLP(nn.Module):
     """u(x, s, t): MLP on [x, features(s), features(t - s)] with SiLU. x: Tensor[B, d]; s, t:

@@ -37,6 +37,10 @@ from logz.theory._threads import single_threaded
 from logz.theory.gaussian import GaussianData
 from logz.theory.w2 import GaussianLaw, gaussian_w2
 
+__all__ = ["SOLVERS", "GaussianFlow", "propagate_law", "ode_solve", "propagate_sde", "SolverRow",
+           "SolverStudy", "plot_w2_vs_nfe", "fit_order", "solver_study", "DiffusionRow", "diffusion_study",
+           "MixtureSolverRow", "mixture_solver_study"]
+
 Field = Callable[[Tensor, Tensor], Tensor]
 Solve = Callable[[Field, Tensor], Tensor]
 """solve(field, x0) -> x1: a deterministic, batch-wise solver run (the thing propagated)."""
