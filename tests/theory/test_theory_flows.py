@@ -136,3 +136,10 @@ def test_mixture_study_resolves_euler_from_rk4_against_the_ot_floor():
     assert rows[0].floor > 0 and rows[0].floor_se > 0
     with pytest.raises(ValueError, match="repeats"):
         mixture_solver_study(repeats=1)
+
+
+def test_cli_solvers_bad_eig_min_is_a_usage_error(capsys):
+    from logz.cli import main
+    with pytest.raises(SystemExit) as err:
+        main(["theory", "--solvers", "--eig-min", "2", "--no-plots"])
+    assert err.value.code == 2 and "eig-min" in capsys.readouterr().err
