@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from logz.samplers.training import History, Trainer
+from logz.training import History, Trainer
 from logz.sde.grids import uniform_grid
 from logz.sde.ode import odeint
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from logz.finetune.interpolants import Interpolant, make_interpolant
 from logz.finetune.nets import TimeFeatures
-from logz.samplers.training import History, Trainer
+from logz.training import History, Trainer
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 

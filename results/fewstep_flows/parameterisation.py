@@ -21,7 +21,7 @@ import torch
 from logz.finetune import GaussianMixtureVelocity
 from logz.finetune.interpolants import InterpolantSDE, make_interpolant
 from logz.finetune.nets import VelocityMLP
-from logz.samplers.training import Trainer
+from logz.training import Trainer
 from logz.sde import odeint
 from logz.theory.w2 import empirical_w2
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from logz.finetune.bespoke import BespokeSolver
-from logz.samplers.training import History
+from logz.training import History
 from logz.theory.flows import GaussianFlow, ode_solve, propagate_law
 from logz.theory.gaussian import GaussianData
 

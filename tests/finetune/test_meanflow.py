@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from logz.finetune.meanflow import AverageVelocityMLP, MeanFlow
-from logz.samplers.training import History
+from logz.training import History
 from logz.theory.flows import GaussianFlow
 from logz.theory.gaussian import GaussianData
 
