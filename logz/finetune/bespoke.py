@@ -9,7 +9,7 @@ is known from u. The time change t_r (t_0 = 0, t_1 = 1, increasing) and the scal
 (s_0 = 1) enter only through their values and derivatives at the stage points r_j (grid and,
 for RK2, half-step points), which are the solver's parameters: t_j (increments by a softmax),
 t'_j > 0 and s_j > 0 (by exp), s'_j; 4 per stage point, 8n for RK2 with n steps (the paper's
-parameterisation; the solver stays consistent of the base order for any parameters, Thm. 2.2).
+parameterisation; the paper shows such a solver is consistent, of the base order, for any parameters).
 At initialisation (t_r = r, s_r = 1) it is exactly the base solver on the uniform grid.
 
 ``fit`` minimises the global truncation error E|x_n - x(1)| over prior draws against a

@@ -20,7 +20,7 @@ A model may regress the velocity (target alpha' x1 + sigma' x0) or the noise (ta
 s = -eps_hat / sigma); ``velocity_from_score`` / ``score_from_velocity`` convert (singular where
 alpha = 0 or lam = 0, i.e. at the ends of the path; samplers stay inside [t_min, t_max]).
 
-SDE with the same marginals for any w(t) >= 0 (SiT eq. 7, in this time direction):
+SDE with the same marginals for any w(t) >= 0 (SiT, in this time direction):
 
     dX = [v(X, t) + w(t) s(X, t)] dt + sqrt(2 w(t)) dW,
 

@@ -11,7 +11,7 @@ so x_t = x + (t - s) u(x, s, t): one evaluation crosses [s, t]. Differentiating
 
     u(x, s, t) = v(x, s) + (t - s) d/ds u(x_s, s, t),   d/ds u = v . grad_x u + partial_s u,
 
-(the paper's eq. 6 with its time reversed). Training regresses u_theta(x_s, s, t) on the
+(the paper's MeanFlow identity with its time reversed). Training regresses u_theta(x_s, s, t) on the
 stopped-gradient target v + (t - s) (v . grad_x u_theta + partial_s u_theta), the total
 derivative computed by one forward-mode product (``torch.func.jvp``) with tangent (v, 1, 0).
 v is the conditional velocity alpha' x1 + sigma' x0 of the path (training from scratch, as in
@@ -123,7 +123,7 @@ class MeanFlow:
         sq = (u - target).pow(2).sum(-1)
         if self.adaptive_p == 0:
             return sq.mean()
-        # the paper's adaptive weight sg(1 / (|delta|^2 + c)^p) (Sec. 4.3, p = 1 its default)
+        # the paper's adaptive weight sg(1 / (|delta|^2 + c)^p) (p = 1 the paper's default)
         return (sq / (sq.detach() + 1e-3) ** self.adaptive_p).mean()
 
     def fit(self, data, iterations: int = 2000, progress: bool = False) -> History:

@@ -94,7 +94,7 @@ def rk_step(func: VectorField, x: Tensor, t: Tensor, h: Tensor, method: str = "r
 
 
 def rf_solver_step(func: VectorField, x: Tensor, t: Tensor, h: Tensor) -> Tensor:
-    """RF-Solver-2 step (arXiv 2411.04746, Alg. 1 with the first-order Taylor term).
+    """RF-Solver-2 step (arXiv 2411.04746; the Taylor expansion to second order).
 
     v = func(x, t); dv/dt ~ (func(x + h/2 v, t + h/2) - v) / (h/2); x + h v + h^2/2 dv/dt.
     """
@@ -106,7 +106,7 @@ def rf_solver_step(func: VectorField, x: Tensor, t: Tensor, h: Tensor) -> Tensor
 
 def pseudo_corrector_step(func: VectorField, x: Tensor, t: Tensor, h: Tensor,
                           v: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """Heun step with FlowTurbo's pseudo-corrector (arXiv 2409.18128, Sec. 3.2).
+    """Heun step with FlowTurbo's pseudo-corrector (arXiv 2409.18128).
 
     ``v``: the velocity carried from the previous step (evaluated at the previous predicted
     point), or None on the first step. Returns (x at t + h, the velocity to carry).
