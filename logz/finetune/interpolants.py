@@ -224,7 +224,7 @@ def _diffusions(path: Interpolant) -> dict[str, Diffusion]:
         "sbdm": lambda t: path.lam(t),
         "sigma": lambda t: path.sigma(t),
         "linear": lambda t: 1 - _t(t),
-        "decreasing": lambda t: 0.25 * (torch.cos(math.pi * _t(t)) + 1) ** 2,
+        "decreasing": None,            # 0.25 (norm cos(pi t) + 1)^2: norm inside, as in SiT's code
         "increasing-decreasing": lambda t: torch.sin(math.pi * _t(t)) ** 2,
     }
 
@@ -233,9 +233,12 @@ DIFFUSIONS = tuple(_diffusions(LinearInterpolant()))
 
 
 def make_diffusion(spec: Union[str, Diffusion], path: Interpolant, norm: float = 1.0) -> Diffusion:
-    """w(t) = norm * form(t), the form named in ``DIFFUSIONS`` or a callable."""
+    """w(t) = norm * form(t), the form named in ``DIFFUSIONS`` or a callable; "decreasing" is
+    SiT's 0.25 (norm cos(pi t) + 1)^2 (the norm inside the square, as in its reference code)."""
     if not norm >= 0:
         raise ValueError(f"diffusion norm must be >= 0, got {norm}")
+    if spec == "decreasing":
+        return lambda t: 0.25 * (norm * torch.cos(math.pi * _t(t)) + 1) ** 2
     if callable(spec):
         form = spec
     else:

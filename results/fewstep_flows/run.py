@@ -1,6 +1,6 @@
 """Few-step sampling of flow models, measured in the exact Gaussian laboratory (issue 22).
 
-    OMP_NUM_THREADS=1 python results/fewstep_flows/run.py [--quick]
+    OMP_NUM_THREADS=1 python results/fewstep_flows/run.py [--quick] [--only solvers|diffusion|likelihood|meanflow]
 
 Writes, next to this file: solvers.{txt,json} + w2_vs_nfe.png (every ODE solver x interpolant,
 bespoke RK2 solvers), diffusion.{txt,json} (SDE with SiT's w(t) choices), likelihood.{txt,json}
@@ -27,6 +27,7 @@ from logz.theory.gaussian import GaussianData
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None   # one part
 
 
 def dump(name, text, obj):
@@ -41,17 +42,30 @@ def main():
     torch.set_num_threads(1)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus (shared)",
-            "torch": torch.__version__, "command": "python results/fewstep_flows/run.py" + (" --quick" if QUICK else "")}
+            "torch": torch.__version__, "command": "python results/fewstep_flows/run.py " + " ".join(sys.argv[1:])}
     data = GaussianData.random(8, eig_range=(0.05, 1.0), seed=0)
 
-    # 1. solvers x interpolants, bespoke
+    if ONLY in (None, "solvers"):
+        solvers_part(data, meta)
+    if ONLY in (None, "diffusion"):
+        diffusion_part(data, meta)
+    if ONLY in (None, "likelihood"):
+        likelihood_part(data, meta)
+    if ONLY in (None, "meanflow"):
+        meanflow_part(meta)
+
+
+def solvers_part(data, meta):
+    """1. solvers x interpolants, bespoke."""
     t0 = time.time()
     study = solver_study(data, steps=(1, 2, 4, 8, 16, 32, 64),
                          bespoke_steps=(1, 2) if QUICK else (1, 2, 4, 8), bespoke_iterations=300)
     study.plot(HERE)
     dump("solvers", study.table() + f"\n[{time.time() - t0:.0f} s]", {**meta, **study.to_dict()})
 
-    # 2. SDE with w(t): the same exact model, different diffusion after training
+
+def diffusion_part(data, meta):
+    """2. SDE with w(t): the same exact model, different diffusion after training."""
     t0 = time.time()
     rows = diffusion_study(data, norms=(0.5, 1.0, 2.0), steps=(4, 8, 16, 32, 64, 128))
     lines = ["W2 to the data of Euler–Maruyama with w(t) (exact law; NFE = steps; 'ode' is Euler)",
@@ -65,7 +79,10 @@ def main():
     dump("diffusion", "\n".join(lines) + f"\n[{time.time() - t0:.0f} s]",
          {**meta, "rows": [r.__dict__ for r in rows]})
 
-    # 3. PF-ODE likelihood: |log p_model - log p| vs NFE (exact velocity, so only the solver errs)
+
+
+def likelihood_part(data, meta):
+    """3. PF-ODE likelihood: |log p_model - log p| vs NFE (exact velocity, so only the solver errs)."""
     t0 = time.time()
     lines = ["PF-ODE log-density error, mean |log p_ODE(x) - log p(x)| over 256 data points (d = 8)",
              f"{'path':<7} {'solver':<9} " + " ".join(f"{'NFE ' + str(k):>11}" for k in ("steps",))]
@@ -86,7 +103,10 @@ def main():
             lines.append(f"{ip:<7} {solver:<9} " + "  ".join(f"NFE {r['nfe']:>3}: {r['error']:.2e}" for r in cells))
     dump("likelihood", "\n".join(lines) + f"\n[{time.time() - t0:.0f} s]", {**meta, "rows": out})
 
-    # 4. MeanFlow vs flow matching + ODE at equal NFE (2-D Gaussian, fitted-Gaussian W2, 20000 samples)
+
+
+def meanflow_part(meta):
+    """4. MeanFlow vs flow matching + ODE at equal NFE (2-D Gaussian, fitted-Gaussian W2, 20000 samples)."""
     t0 = time.time()
     target = GaussianMixtureVelocity.gaussian([1.0, -0.5], [0.3, 0.6])
     mean, cov = target.mean_and_cov()
