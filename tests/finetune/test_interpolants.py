@@ -92,6 +92,11 @@ def test_training_pairs_and_bad_names():
     with pytest.raises(ValueError, match="unknown diffusion"):
         make_diffusion("huge", path)
     assert make_interpolant("vp").t_max < 1.0
+    # SiT's forms: norm multiplies, except "decreasing" = 0.25 (norm cos(pi t) + 1)^2
+    tt = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    assert torch.allclose(make_diffusion("decreasing", path, 2.0)(tt), 0.25 * (2 * torch.cos(math.pi * tt) + 1) ** 2)
+    assert torch.allclose(make_diffusion("sigma", path, 2.0)(tt), 2 * path.sigma(tt))
+    assert torch.allclose(make_diffusion("sbdm", make_interpolant("linear"))(tt[1:2]), (1 - tt[1:2]) / tt[1:2])
 
 
 def test_sde_rejects_infinite_diffusion_and_ode_form_is_the_ode():
