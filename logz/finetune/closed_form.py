@@ -10,6 +10,11 @@ the flow-matching velocity v(x, t) = E[x1 - x0 | x_t = x] is
 gamma_k the posterior component probabilities under p_t. These serve as exact
 base models (no training) for the exactness tests of the fine-tuners.
 
+Other interpolants x_t = alpha x1 + sigma x0 (``logz.finetune.interpolants``): p_t has
+components N(alpha m_k, V_k), V_k = alpha^2 s_k^2 + sigma^2, and
+v_k = alpha' m_k + (alpha' alpha s_k^2 + sigma sigma') / V_k (x - alpha m_k) (the linear
+path's formula above is the case alpha = t, sigma = 1 - t).
+
 Tilt by the reward r(x) = b^T x - 1/2 sum_i lam_i (x_i - c_i)^2 (lam >= 0, diagonal):
 p*(x) ∝ p_1(x) exp(r(x)) is again a diagonal mixture, per component and coordinate
 precision 1/s^2 + lam, mean s*^2 (m / s^2 + b + lam c), and weights
@@ -25,6 +30,8 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
+
+from logz.finetune.interpolants import Interpolant, make_interpolant
 
 ArrayLike = Union[Tensor, float, list]
 
@@ -45,18 +52,21 @@ def _time_col(t: Tensor, x: Tensor) -> Tensor:
 
 
 class GaussianMixtureVelocity(nn.Module):
-    """Exact linear-path flow-matching velocity of a diagonal Gaussian mixture p_1.
+    """Exact flow-matching velocity of a diagonal Gaussian mixture p_1 (linear path by default).
 
     Args:
         weights: Tensor[K] (normalized internally).
         means: Tensor[K, d].
         variances: float, Tensor[K] or Tensor[K, d] (diagonal variances s_k^2).
+        interpolant: the path ("linear", "gvp", "vp" or an ``Interpolant``).
     Call ``v(x, t)`` with x: Tensor[B, d], t: 0-dim or Tensor[B] -> Tensor[B, d].
     Parameters are buffers (not trained); they follow ``.to(dtype)``.
     """
 
-    def __init__(self, weights: ArrayLike, means: ArrayLike, variances: ArrayLike):
+    def __init__(self, weights: ArrayLike, means: ArrayLike, variances: ArrayLike,
+                 interpolant: "str | Interpolant" = "linear"):
         super().__init__()
+        self.interpolant = make_interpolant(interpolant)
         mu = torch.as_tensor(means, dtype=torch.float64)
         if mu.ndim != 2:
             raise ValueError(f"means must be Tensor[K, d], got shape {tuple(mu.shape)}")
@@ -75,10 +85,12 @@ class GaussianMixtureVelocity(nn.Module):
         self.register_buffer("variances", var.clone().contiguous())
 
     @classmethod
-    def gaussian(cls, mean: ArrayLike, variances: ArrayLike) -> "GaussianMixtureVelocity":
+    def gaussian(cls, mean: ArrayLike, variances: ArrayLike,
+                 interpolant: "str | Interpolant" = "linear") -> "GaussianMixtureVelocity":
         """Single diagonal Gaussian N(mean, diag(variances))."""
         m = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
-        return cls(torch.ones(1), m, _vec(variances, m.shape[1], "variances").reshape(1, -1))
+        return cls(torch.ones(1), m, _vec(variances, m.shape[1], "variances").reshape(1, -1),
+                   interpolant)
 
     @classmethod
     def from_target(cls, target) -> "GaussianMixtureVelocity":
@@ -97,12 +109,18 @@ class GaussianMixtureVelocity(nn.Module):
         raise TypeError(f"cannot build a closed-form velocity from {type(target).__name__}")
 
     # --- marginals ----------------------------------------------------
+    def _path(self, tc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(alpha, sigma^2, alpha', sigma sigma') at the times tc."""
+        p = self.interpolant
+        return p.alpha(tc), p.sigma(tc) ** 2, p.d_alpha(tc), p.sigma_dsigma(tc)
+
     def _marginal(self, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per-component (mean [*, K, d], var [*, K, d], log w_k N_k(x) [B, K]) of p_t."""
         tc = _time_col(t, x)
         m, s2 = self.means.to(x), self.variances.to(x)
-        mean = tc * m
-        var = (1 - tc) ** 2 + tc ** 2 * s2
+        a, sig2, _, _ = self._path(tc)
+        mean = a * m
+        var = sig2 + a ** 2 * s2
         diff = x[:, None, :] - mean
         logn = -0.5 * (diff ** 2 / var + torch.log(var) + math.log(2 * math.pi)).sum(-1)
         return mean, var, logn + torch.log(self.weights.to(x))
@@ -111,13 +129,21 @@ class GaussianMixtureVelocity(nn.Module):
         tc = _time_col(t, x)
         m, s2 = self.means.to(x), self.variances.to(x)
         if self.num_components == 1:  # a single Gaussian: no posterior weights needed
-            tc, m, s2 = tc[:, 0], m[0], s2[0]
-            var = (1 - tc) ** 2 + tc ** 2 * s2
-            return m + (tc * s2 - (1 - tc)) / var * (x - tc * m)
+            a, sig2, da, sds = self._path(tc[:, 0])
+            m, s2 = m[0], s2[0]
+            var = sig2 + a ** 2 * s2
+            return da * m + (da * a * s2 + sds) / var * (x - a * m)
+        a, sig2, da, sds = self._path(tc)
         mean, var, logw = self._marginal(x, t)
-        v_k = m + (tc * s2 - (1 - tc)) / var * (x[:, None, :] - mean)  # [B, K, d]
+        v_k = da * m + (da * a * s2 + sds) / var * (x[:, None, :] - mean)  # [B, K, d]
         gamma = torch.softmax(logw, dim=-1)  # [B, K]
         return (gamma[..., None] * v_k).sum(1)
+
+    def score(self, x: Tensor, t: Tensor) -> Tensor:
+        """grad log p_t(x), Tensor[B, d] (closed form: sum_k gamma_k (alpha m_k - x) / V_k)."""
+        mean, var, logw = self._marginal(x, t)
+        gamma = torch.softmax(logw, dim=-1)
+        return (gamma[..., None] * (mean - x[:, None, :]) / var).sum(1)
 
     def log_prob_t(self, x: Tensor, t: Union[float, Tensor] = 1.0) -> Tensor:
         """log p_t(x), Tensor[B] (t = 1: the data density)."""
@@ -149,7 +175,7 @@ class GaussianMixtureVelocity(nn.Module):
         log_zk = (-0.5 * torch.log1p(lam * s2) + 0.5 * m_star ** 2 * prec - 0.5 * m ** 2 / s2
                   - 0.5 * lam * c ** 2).sum(-1)
         w_star = torch.softmax(torch.log(w) + log_zk, dim=0)
-        return GaussianMixtureVelocity(w_star, m_star, var_star)
+        return GaussianMixtureVelocity(w_star, m_star, var_star, self.interpolant)
 
 
 class QuadraticReward(nn.Module):

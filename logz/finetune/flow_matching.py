@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from logz.finetune.interpolants import Interpolant, make_interpolant
 from logz.finetune.nets import VelocityMLP
 from logz.sde import odeint, uniform_grid
 from logz.training import History, Trainer, read_checkpoint
@@ -98,6 +99,8 @@ class FlowMatching:
             from a checkpoint continues it bit-identically).
         seed: seeds the initialization and the training noise.
         device, dtype: where training runs (float32 default).
+        interpolant: the path, "linear" (default), "gvp", "vp" or an ``Interpolant``
+            (``logz.finetune.interpolants``); the velocity target is alpha' x1 + sigma' x0.
     Attributes after ``fit``: ``velocity`` (the trained network), ``history`` (a
     ``logz.training.History``), ``trainer``; ``save`` / ``load`` checkpoint the training.
     """
@@ -107,7 +110,9 @@ class FlowMatching:
     def __init__(self, dim: Optional[int] = None, net: Optional[nn.Module] = None, *, hidden: int = 128,
                  depth: int = 3, lr: float = 2e-3, batch_size: int = 256,
                  lr_schedule: Union[str, None, Mapping[str, Any], Callable[[int], float]] = "cosine",
-                 seed: int = 0, device=None, dtype: torch.dtype = torch.float32):
+                 seed: int = 0, device=None, dtype: torch.dtype = torch.float32,
+                 interpolant: Union[str, Interpolant] = "linear"):
+        self.interpolant = make_interpolant(interpolant)
         self.dim, self.hidden, self.depth = dim, int(hidden), int(depth)
         self.lr, self.batch_size, self.seed = float(lr), int(batch_size), int(seed)
         if isinstance(lr_schedule, str) and lr_schedule != "cosine":
@@ -164,6 +169,8 @@ class FlowMatching:
                        "dtype": str(self.dtype),
                        "lr_schedule": schedule if schedule is None or isinstance(schedule, Mapping)
                        else getattr(schedule, "__qualname__", type(schedule).__name__)}
+        if self.interpolant.name != "linear":   # (linear-path checkpoints keep their fingerprint)
+            fingerprint["interpolant"] = repr(self.interpolant)
         self.trainer = Trainer({"velocity": self.velocity}, self._step, lr=self.lr, grad_clip=None,
                                lr_schedule=schedule, fingerprint=fingerprint, name=self.name,
                                generators={"data": torch.Generator(device="cpu").manual_seed(self.seed)})
@@ -172,9 +179,9 @@ class FlowMatching:
         g = self.trainer.generators["data"]
         x1 = self._draw(self.batch_size, g)
         x0 = torch.randn(x1.shape, generator=g, dtype=self.dtype).to(self.device)
-        t = torch.rand(x1.shape[0], generator=g, dtype=self.dtype).to(self.device)
-        xt = (1 - t[:, None]) * x0 + t[:, None] * x1
-        return {"loss": (self.velocity(xt, t) - (x1 - x0)).pow(2).sum(-1).mean()}
+        t = self.interpolant.sample_time(x1.shape[0], g, self.dtype).to(self.device)
+        xt, target = self.interpolant.pair(x0, x1, t)
+        return {"loss": (self.velocity(xt, t) - target).pow(2).sum(-1).mean()}
 
     @property
     def history(self) -> History:

@@ -11,7 +11,10 @@
   iteration complexity.
 - ``check``: ``check_pf_ode``: measured vs bound tables and slopes; ``plots``: figures.
 - ``mixture``: non-log-concave data (two-mode mixture), W2 from samples by exact OT.
-- ``cli``: ``logz theory``.
+- ``flows``: flow models in the exact laboratory: closed-form velocity, flow map and MeanFlow
+  average velocity of Gaussian data on the linear / GVP / VP paths, exact law propagation through
+  every ODE solver, bespoke solvers and the SDE with free w(t); W2-vs-NFE studies.
+- ``cli``: ``logz theory`` (``--solvers``: the flow-model solver table).
 
 docs/theory.md derives every constant.
 """
@@ -20,6 +23,9 @@ from logz.theory.bounds import (COMPLEXITY_RATES, BoundTerms, Complexity, contra
                                 contraction_rate, initialization_error, iteration_complexity,
                                 smoothness, strong_convexity, w2_bound)
 from logz.theory.check import CheckResult, CheckRow, check_pf_ode, fit_slope
+from logz.theory.flows import (SOLVERS, DiffusionRow, GaussianFlow, MixtureSolverRow, SolverRow,
+                               SolverStudy, diffusion_study, mixture_solver_study, ode_solve,
+                               plot_w2_vs_nfe, propagate_law, propagate_sde, solver_study)
 from logz.theory.gaussian import GaussianData
 from logz.theory.lab import (AffineScore, BiasPerturbation, LipschitzPerturbation, Propagation,
                              make_perturbation, prior_law, propagate)
@@ -35,6 +41,9 @@ __all__ = [
     "COMPLEXITY_RATES", "BoundTerms", "Complexity", "contraction_integral", "contraction_rate",
     "initialization_error", "iteration_complexity", "smoothness", "strong_convexity", "w2_bound",
     "CheckResult", "CheckRow", "check_pf_ode", "fit_slope",
+    "SOLVERS", "DiffusionRow", "GaussianFlow", "MixtureSolverRow", "SolverRow", "SolverStudy",
+    "diffusion_study", "mixture_solver_study", "ode_solve", "plot_w2_vs_nfe", "propagate_law",
+    "propagate_sde", "solver_study",
     "GaussianData",
     "AffineScore", "BiasPerturbation", "LipschitzPerturbation", "Propagation", "make_perturbation",
     "prior_law", "propagate",
