@@ -86,6 +86,8 @@ class SMCResult:
         step_sizes: list of Tensor[R], HMC step size per temperature.
         num_resamples: Tensor[R] how often each replicate resampled.
         moves: list of Tensor[R], MCMC moves (sweeps) per temperature.
+        eve: LongTensor[R, N] (global), each final particle's ancestor among the initial
+            draws: the genealogy the single-run variance estimator needs (``eve_relative_variance``).
     """
 
     particles: Tensor
@@ -96,6 +98,7 @@ class SMCResult:
     step_sizes: list = field(default_factory=list)
     num_resamples: Optional[Tensor] = None
     moves: list = field(default_factory=list)
+    eve: Optional[Tensor] = None
 
     @property
     def num_temperatures(self) -> int:
@@ -327,6 +330,7 @@ class SMC:
             lp, grad_t = self._target_terms(x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
         hmc = self.kernel != "gibbs"
         log_w = torch.full((R, N), -math.log(N), dtype=dt, device=dev)  # global, on every rank
+        eve = torch.arange(N, device=dev).expand(R, N).clone()  # global, like log_w
         mine = sh.rows(n)
         log_z = torch.zeros(R, dtype=dt, device=dev)
         beta = torch.zeros(R, dtype=dt, device=dev)
@@ -356,6 +360,7 @@ class SMC:
                 x, lp, *g = exchange([x, lp[..., None]] + [grad_t] * carry_grad, idx, resample, sh)
                 lp, grad_t = lp[..., 0], g[0] if carry_grad else grad_t
                 log_w = torch.where(resample[:, None], torch.full_like(log_w, -math.log(N)), log_w)
+                eve = torch.where(resample[:, None], torch.gather(eve, 1, idx), eve)
                 n_resample += resample.long()
             n_moves = self._num_moves(delta)
             acc_sum = torch.zeros(R, dtype=dt, device=dev)
@@ -380,9 +385,24 @@ class SMC:
                                f"max_temperatures or lower cess")
         bar.close()
         result.particles, result.log_weights, result.log_z = x, log_w[:, mine].clone(), log_z
-        result.num_resamples = n_resample
+        result.num_resamples, result.eve = n_resample, eve
         self.last_result = result
         return result
+
+
+def eve_relative_variance(log_w: Tensor, eve: Tensor, num_resamples: Tensor) -> Tensor:
+    """Single-run estimate of Var(Z^) / Z^2 of each replicate from its genealogy (Chan & Lai
+    2013; Lee & Whiteley 2018; for adaptive tempering Du & Guyader 2021).
+
+    1 - (N / (N - 1))^(T + 1) (1 - sum_k F_k^2), with F_k the final weight of the particles
+    descended from initial particle k and T the number of resampling steps; with T = 0 it is
+    the delta method of importance sampling. log_w [R, N] normalized final log-weights, eve
+    LongTensor[R, N], num_resamples [R]. Clamped at 0 (the unbiased form can go negative).
+    """
+    R, N = log_w.shape
+    family = torch.zeros_like(log_w).scatter_add_(1, eve, log_w.exp())
+    log_factor = (num_resamples.to(log_w.dtype) + 1) * math.log(N / (N - 1))
+    return (1 - torch.exp(log_factor) * (1 - (family ** 2).sum(1))).clamp_min(0.0)
 
 
 class AIS(SMC):
