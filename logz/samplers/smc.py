@@ -10,20 +10,14 @@ Gaussian / Student-t mixture reference (beta = 0) to the target (beta = 1):
 4. pi_beta-invariant moves: ``num_mcmc_steps`` per temperature plus ``moves_per_beta``
    spread along beta; Newton-Gibbs sweeps up to ``GIBBS_MAX_DIM`` dimensions, HMC above.
 
-Why (measured on Funnel-10, where the former HMC / Gaussian-reference version gave
-log Z^ ≈ -0.2 ... -0.6 at stderr ≈ 0.05): a geometric path from any bounded reference
-empties narrow high-density regions (a funnel's neck) at intermediate beta and refills
-them only near beta = 1. Reweighting can remove mass, only moves can create it, so what
-the kernel cannot carry there in time is missing from the incremental weights -- a
-systematic lag. It took a kernel whose scale follows each particle (Gibbs, see
-``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (which takes
-a few big steps exactly there, see ``_num_moves``), and heavy reference tails (with a
-Gaussian reference p~/ref has infinite variance on heavier-tailed targets, so Z^_r is
-heavy-tailed, log mean Z^_r biased low and the error bar too small, even with exact
-sampling). Tried and dropped (none reached 3 SE at a few seconds): capped beta / logit-beta
-steps, CESS 0.99, wider step jitter, MALA, longer trajectories, MAD / gradient-variance
-preconditioners, gradient-norm (GIST) step sizes, random-walk Gibbs, ensemble stretch
-moves, over-relaxation, and moving until the tempering statistic decorrelates.
+Why: a geometric path from any bounded reference empties narrow high-density regions (a
+funnel's neck) at intermediate beta and refills them only near beta = 1; reweighting can only
+remove mass, moves create it, so what the kernel cannot carry there in time is missing from the
+incremental weights. Hence a kernel whose scale follows each particle (Newton-Gibbs, see
+``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (see
+``_num_moves``), and heavy reference tails (with a Gaussian reference p~/ref has infinite
+variance on heavier-tailed targets). The variants measured and dropped on the way are in
+``docs/smc.md``.
 
 The SMC estimate Z^ is unbiased but a single run carries no simple error bar, so
 ``num_replicates`` independent runs (batched: one tensor [R, N, dim]) are combined:
