@@ -10,10 +10,7 @@ from logz.bench.calibrate import calibration_target, run_seed, summarize
 
 SEEDS = range(50)
 TARGETS = [("gaussian", {"dim": 5, "std": 2.0, "log_Z": 1.7}), ("gaussian-corr20", {}), ("gmm9", {}),
-           ("funnel", {}),
-           pytest.param("manywell", {}, marks=pytest.mark.skip(
-               reason="not measured yet at these defaults: 50 Many-Well seeds take hours on the shared "
-                      "2-core box; run `logz calibrate --target manywell --sampler smc --seeds 50`"))]
+           ("funnel", {}), ("manywell", {})]
 
 
 @pytest.mark.slow
