@@ -23,7 +23,11 @@ The SMC estimate Z^ is unbiased but a single run carries no simple error bar, so
 ``num_replicates`` (default ``replicates_for(num_samples)``) independent runs (batched: one
 tensor [R, N, dim]) are combined:
 log Z = log mean_r Z^_r, with a delta-method standard error from their spread, and
-ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen).
+ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen). Many small
+replicates (40 x 50 particles at n = 2000) make the spread a good variance estimate; their
+temperatures, move scales and step sizes are adapted from all replicates together
+(``pooled_adaptation``), so no 50-particle run is biased by adapting to itself. Calibration
+over 50 seeds per target: results/calibration/ and docs/error_bars.md.
 
 Distributed (``shard``, see ``logz.distributed``): particles are sharded along N, each rank
 holding N / world_size particles of every replicate, with per-particle noise from the global
