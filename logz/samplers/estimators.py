@@ -255,7 +255,7 @@ def batch_log_z_stderr(log_w: Tensor, num_batches: int = DEFAULT_NUM_BATCHES) ->
 _warned: set = set()
 
 
-def _warn_once(kind: str, message: str) -> None:
+def warn_once(kind: str, message: str) -> None:
     """Warn about an unreliable estimate once per kind of reason per process."""
     if kind not in _warned:
         _warned.add(kind)
@@ -290,7 +290,7 @@ def reliability(log_z: float, ess: Optional[float], n: int, pareto_k: Optional[f
                             f"n > 100 exp({eubo_ - log_z:.1f}) samples; modes missed?)"))
     for kind, message in reasons:
         if warn:
-            _warn_once(kind, f"unreliable log Z estimate: {message}")
+            warn_once(kind, f"unreliable log Z estimate: {message}")
     return not reasons, "; ".join(m for _, m in reasons)
 
 
@@ -339,4 +339,4 @@ def combine_independent_log_z(log_z_hats: Tensor) -> tuple[float, float]:
 __all__ = ["DEFAULT_NUM_BATCHES", "LogZEstimate", "MIN_EFFECTIVE_SAMPLES", "PARETO_K_MAX",
            "UnreliableEstimateWarning", "batch_log_z_stderr", "combine_independent_log_z",
            "effective_sample_size", "elbo", "estimate_from_log_weights", "eubo", "importance_log_z",
-           "log_mean_exp", "log_z_stderr", "pareto_k_hat", "reliability"]
+           "log_mean_exp", "log_z_stderr", "pareto_k_hat", "reliability", "warn_once"]
