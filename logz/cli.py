@@ -261,6 +261,19 @@ def _cmd_run(args) -> int:
             torch.distributed.destroy_process_group()
 
 
+def _smc_check(args, target, est, torch) -> dict:
+    """A quick independent SMC estimate (default settings, the same seed and sample count) and
+    the difference from ``est`` in combined standard errors."""
+    from logz import samplers
+
+    # seed + 1: independent of an SMC run being checked
+    smc = samplers.get("smc", target, seed=args.seed + 1).estimate_log_z(args.num_samples)
+    diff = est.log_z - smc.log_z
+    se = math.hypot(est.stderr, smc.stderr)
+    z = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    return {"log_z": smc.log_z, "stderr": smc.stderr, "difference": diff, "z": z}
+
+
 def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
     from logz.distributed import default_device
 
@@ -318,6 +331,13 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
               "device": str(config.get("device", "cpu")), "world_size": shard.world_size, **est.to_dict(),
               "exact_log_z": exact, "error": None if exact is None else est.log_z - exact,
               "wall_time_s": wall, "torch": torch.__version__}
+    try:
+        check = _smc_check(args, target, est, torch) if args.check and shard.is_main else None
+    except (ValueError, RuntimeError) as err:
+        print(f"logz run: error: the --check SMC run failed: {err}", file=sys.stderr)
+        return 1
+    if check is not None:
+        record["check"] = check
     if args.json:
         say(json.dumps(record))
         return 0
@@ -334,10 +354,22 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         say(f"EUBO     {est.eubo:.4f}")
     if est.ess is not None:
         say(f"ESS      {est.ess:.3f}  (normalized, n = {est.num_samples})")
+    if getattr(est, "pareto_k", None) is not None:
+        say(f"Pareto k {est.pareto_k:.2f}  (< 0.7: the weights' tail allows an error bar)")
+    if getattr(est, "reliable", True):
+        say("flag     reliable (no diagnostic contradicts the error bar)")
+    else:
+        say(f"flag     UNRELIABLE: {est.reason}")
     if exact is not None:
         err = est.log_z - exact
-        z = err / est.stderr if est.stderr > 0 else math.inf
+        z = err / est.stderr if est.stderr > 0 else math.copysign(math.inf, err) if err else 0.0
         say(f"exact    {exact:.4f}   error {err:+.4f}  ({z:+.2f} standard errors)")
+        if abs(z) > 3:
+            say("         the error bar does not cover the exact value: not converged or modes missed")
+    if check is not None:
+        say(f"check    SMC {check['log_z']:.4f} ± {check['stderr']:.4f}: {args.sampler} differs by "
+            f"{check['difference']:+.4f} ({check['z']:+.2f} combined standard errors)"
+            + ("  -- they disagree" if abs(check["z"]) > 3 else ""))
     say(f"time     {wall:.1f} s")
     return 0
 
@@ -369,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, help="load a checkpoint before training")
     run.add_argument("--json", action="store_true", help="print one JSON record")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--check", action="store_true",
+                     help="also run a quick SMC (default settings) and report the disagreement in "
+                          "standard errors")
     run.set_defaults(func=_cmd_run)
 
     sub.add_parser("targets", help="list built-in targets").set_defaults(func=_cmd_targets)

@@ -5,6 +5,7 @@
     logz bench --out runs/ref --report-only                     # re-make report.md / CSV / PNG
     logz bench --out runs/ref --recompute-metrics mode_coverage # metrics again, from saved samples
     logz bench --list                                           # valid names
+    logz calibrate --target funnel --sampler smc --seeds 50     # is the error bar calibrated?
 
 Every finished cell is written at once to ``<out>/cells/<cell>.json`` (and appended to
 ``results.jsonl``); running the same command again skips finished cells, so an interrupted
@@ -54,6 +55,9 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list valid target, sampler, budget and metric names")
     p.set_defaults(func=handler)
+    from logz.bench.calibrate import add_subcommand as add_calibrate
+
+    add_calibrate(subparsers)
 
 
 def _list() -> int:

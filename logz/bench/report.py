@@ -178,6 +178,18 @@ def late_evaluations_error(record: dict) -> Optional[float]:
     return statistics.mean(abs(v - truth) for v in values)
 
 
+def calibration_cells(rows: Sequence[dict]) -> list[str]:
+    """Calibration columns of a (sampler, target) row: mean z-score (log Z^ - log Z) / SE over
+    seeds, the fraction of seeds within +-2 SE (a calibrated error bar: about 95%), and how many
+    estimates the diagnostics flagged unreliable (``LogZEstimate.reliable``)."""
+    z = [r["error"] / r["stderr"] for r in rows
+         if r.get("error") is not None and r.get("stderr") not in (None, 0)]
+    flagged = sum(r.get("reliable") is False for r in rows)
+    known = sum("reliable" in r for r in rows)
+    return [mean_std(z, ".2f"), f"{sum(abs(v) <= 2 for v in z)}/{len(z)}" if z else "",
+            f"{flagged}/{known}" if known else ""]
+
+
 def target_table(target: str, records: Sequence[dict]) -> list[str]:
     """The markdown lines of one target's section."""
     ok = [r for r in records if r.get("status") == "ok"]
@@ -187,7 +199,7 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     metric_names = sorted({k for r in ok for k, m in r.get("metrics", {}).items() if "value" in m})
     cols = ["sampler", "seeds", "\\|log Z error\\|", "published \\|error\\|", "logz at or below?",
             "best-of-evaluations \\|error\\| (optimistic)", "late-evaluations mean \\|error\\|",
-            "signed error", "stderr", "ELBO gap", "EUBO gap", "ESS",
+            "signed error", "stderr", "mean z", "within ±2 SE", "flagged", "ELBO gap", "EUBO gap", "ESS",
             "train s", "it/s", "peak MiB"] + [
                 METRIC_LABELS.get(n, n) for n in metric_names]
     lines = [f"## {target} (dim {ok[0]['dim'] if ok else '?'})", "", head, "",
@@ -207,7 +219,8 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
         cells = [sampler, seeds, mean_std(abs_err), published_cell(sampler, target),
                  verdict(sampler, target, abs_err), mean_std(best_of_evaluations(r) for r in rows),
                  mean_std(late_evaluations_error(r) for r in rows), mean_std(r.get("error") for r in rows),
-                 mean_std((r.get("stderr") for r in rows)), mean_std(gap), mean_std(eubo_gap),
+                 mean_std((r.get("stderr") for r in rows)), *calibration_cells(rows),
+                 mean_std(gap), mean_std(eubo_gap),
                  mean_std((r.get("ess") for r in rows)), mean_std((r.get("train_seconds") for r in rows), ".1f"),
                  mean_std((r.get("it_per_s") for r in rows), ".1f"),
                  mean_std((r.get("peak_memory_mib") for r in rows), ".0f")]

@@ -208,6 +208,8 @@ def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,
         peak_memory_mib=_num(mem.peak_mib), start_memory_mib=_num(mem.start_mib), memory_kind=mem.kind,
         log_z=_num(est.log_z), stderr=_num(est.stderr), elbo=_num(est.elbo), eubo=_num(est.eubo),
         ess=_num(est.ess), num_samples=est.num_samples, true_log_z=true_log_z, true_log_z_source=source,
+        pareto_k=_num(getattr(est, "pareto_k", None)), stderr_batches=_num(getattr(est, "stderr_batches", None)),
+        reliable=bool(getattr(est, "reliable", True)), reliability_reason=getattr(est, "reason", ""),
         error=_num(error), abs_error=None if error is None else _num(abs(error)),
         learned_log_z=_num(getattr(sampler, "learned_log_z", None)))
     if samplers.entry(cell.sampler).kind == "learned":

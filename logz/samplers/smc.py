@@ -10,25 +10,24 @@ Gaussian / Student-t mixture reference (beta = 0) to the target (beta = 1):
 4. pi_beta-invariant moves: ``num_mcmc_steps`` per temperature plus ``moves_per_beta``
    spread along beta; Newton-Gibbs sweeps up to ``GIBBS_MAX_DIM`` dimensions, HMC above.
 
-Why (measured on Funnel-10, where the former HMC / Gaussian-reference version gave
-log Z^ ≈ -0.2 ... -0.6 at stderr ≈ 0.05): a geometric path from any bounded reference
-empties narrow high-density regions (a funnel's neck) at intermediate beta and refills
-them only near beta = 1. Reweighting can remove mass, only moves can create it, so what
-the kernel cannot carry there in time is missing from the incremental weights -- a
-systematic lag. It took a kernel whose scale follows each particle (Gibbs, see
-``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (which takes
-a few big steps exactly there, see ``_num_moves``), and heavy reference tails (with a
-Gaussian reference p~/ref has infinite variance on heavier-tailed targets, so Z^_r is
-heavy-tailed, log mean Z^_r biased low and the error bar too small, even with exact
-sampling). Tried and dropped (none reached 3 SE at a few seconds): capped beta / logit-beta
-steps, CESS 0.99, wider step jitter, MALA, longer trajectories, MAD / gradient-variance
-preconditioners, gradient-norm (GIST) step sizes, random-walk Gibbs, ensemble stretch
-moves, over-relaxation, and moving until the tempering statistic decorrelates.
+Why: a geometric path from any bounded reference empties narrow high-density regions (a
+funnel's neck) at intermediate beta and refills them only near beta = 1; reweighting can only
+remove mass, moves create it, so what the kernel cannot carry there in time is missing from the
+incremental weights. Hence a kernel whose scale follows each particle (Newton-Gibbs, see
+``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (see
+``_num_moves``), and heavy reference tails (with a Gaussian reference p~/ref has infinite
+variance on heavier-tailed targets). The variants measured and dropped on the way are in
+``docs/smc.md``.
 
 The SMC estimate Z^ is unbiased but a single run carries no simple error bar, so
-``num_replicates`` independent runs (batched: one tensor [R, N, dim]) are combined:
+``num_replicates`` (default ``replicates_for(num_samples)``) independent runs (batched: one
+tensor [R, N, dim]) are combined:
 log Z = log mean_r Z^_r, with a delta-method standard error from their spread, and
-ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen).
+ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen). Many small
+replicates (40 x 50 particles at n = 2000) make the spread a good variance estimate; their
+temperatures, move scales and step sizes are adapted from all replicates together
+(``pooled_adaptation``), so no 50-particle run is biased by adapting to itself. Calibration
+over 50 seeds per target: results/calibration/ and docs/error_bars.md.
 
 Distributed (``shard``, see ``logz.distributed``): particles are sharded along N, each rank
 holding N / world_size particles of every replicate, with per-particle noise from the global
@@ -55,7 +54,7 @@ from tqdm.auto import tqdm
 from logz.distributed import Shard, resolve
 from logz.samplers.training import History
 from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z,
-                                      effective_sample_size)
+                                      effective_sample_size, reliability, warn_once)
 from logz.samplers.smc_kernels import (adapt_step_size, exchange, gibbs_sweep, global_draw,
                                        hmc_move, next_delta, rank_mean, spread,
                                        systematic_resample)
@@ -64,8 +63,31 @@ from logz.targets.base import check_input, checked_log_prob, log_prob_and_grad, 
 #: kernel="auto": Newton-Gibbs up to this dimension (a sweep costs 2 batched target calls,
 #: 5N rows, per coordinate), HMC above (``leapfrog_steps`` gradient calls per move).
 GIBBS_MAX_DIM = 16
-#: default moves_per_beta: Newton-Gibbs sweeps / HMC moves per unit of beta.
-DEFAULT_MOVES_PER_BETA = {"gibbs": 200.0, "hmc": 40.0, "mala": 40.0}
+#: default replicates: as many as MAX_REPLICATES, each of at least MIN_REPLICATE_PARTICLES
+#: particles (see ``replicates_for`` and docs/error_bars.md for the measurement behind them).
+MAX_REPLICATES, MIN_REPLICATE_PARTICLES = 40, 50
+#: the estimate is flagged unreliable when the normalized ESS of the R replicate estimates
+#: Z^_r falls below this (their relative spread above 1: one or two replicates carry it).
+REPLICATE_ESS_MIN = 0.5
+#: default moves_per_beta: Newton-Gibbs sweeps / HMC moves per unit of beta. Doubled (Gibbs) and
+#: quadrupled (HMC) from 200 / 40 when the calibration studies showed a lag the replicates'
+#: spread cannot see: the pooled estimate of 960 Funnel-10 replicates sat 2 SE below log Z, and
+#: on a 20-D Gaussian of condition number 100 HMC at 40 moves gave log Z^ -0.10 (mean z -2.2,
+#: 21 seeds); see docs/error_bars.md and results/calibration/.
+DEFAULT_MOVES_PER_BETA = {"gibbs": 400.0, "hmc": 160.0, "mala": 160.0}
+
+
+def replicates_for(num_samples: int) -> int:
+    """Default number of replicates for ``num_samples`` particles in all: min(MAX_REPLICATES,
+    num_samples // MIN_REPLICATE_PARTICLES), at least 2 (2000 particles: 40 runs of 50).
+
+    Why many small runs rather than a few big ones: the error bar is the spread of the R
+    replicate estimates Z^_r, whose distribution is right-skewed (the unbiased Z^_r is mostly
+    a little low, sometimes high). With R = 8 the spread is a noisy variance estimate that is
+    small exactly when the estimate is low, so z-scores came out too wide and shifted down
+    (Funnel-10, 30 seeds: mean z -0.94, 73% within 2 SE); more replicates at the same total
+    cost average over the skew and estimate the variance with R - 1 degrees of freedom."""
+    return max(2, min(MAX_REPLICATES, int(num_samples) // MIN_REPLICATE_PARTICLES))
 
 
 @dataclass
@@ -86,6 +108,8 @@ class SMCResult:
         step_sizes: list of Tensor[R], HMC step size per temperature.
         num_resamples: Tensor[R] how often each replicate resampled.
         moves: list of Tensor[R], MCMC moves (sweeps) per temperature.
+        eve: LongTensor[R, N] (global), each final particle's ancestor among the initial
+            draws: the genealogy the single-run variance estimator needs (``eve_relative_variance``).
     """
 
     particles: Tensor
@@ -96,6 +120,7 @@ class SMCResult:
     step_sizes: list = field(default_factory=list)
     num_resamples: Optional[Tensor] = None
     moves: list = field(default_factory=list)
+    eve: Optional[Tensor] = None
 
     @property
     def num_temperatures(self) -> int:
@@ -114,7 +139,9 @@ class SMC:
             variance on Funnel-10), the Gaussian keeps near-Gaussian targets nearly exact
             (a pure t_3 reference multiplied the error of log Z^ by ~3 on them).
             ``reference_df = math.inf`` or ``mix = 0``: Gaussian; ``mix = 1``: pure t.
-        num_replicates: independent SMC runs that share ``num_samples`` particles (>= 2).
+        num_replicates: independent SMC runs that share ``num_samples`` particles (>= 2); default
+            (None) ``replicates_for(num_samples)``: up to ``MAX_REPLICATES`` runs of at least
+            ``MIN_REPLICATE_PARTICLES`` particles each.
         cess: conditional-ESS fraction kept per temperature step, in (0, 1).
         resample_threshold: resample when the ESS fraction falls below this.
         num_mcmc_steps: MCMC moves (Gibbs sweeps or HMC moves) at every temperature.
@@ -127,6 +154,12 @@ class SMC:
         step_jitter: each particle's HMC step is the adapted one divided by a log-uniform
             factor in [1, step_jitter] (1 = no jitter).
         target_accept: acceptance rate the HMC step size adapts to.
+        pooled_adaptation: the temperature ladder (mean conditional ESS), the moves' scale and
+            the HMC step size are adapted from all replicates together rather than from each
+            replicate's own particles. Adapting a run from its own particles biases its Z^ by
+            O(steps / N); with many small replicates (50 particles) that bias showed on a 20-D
+            Gaussian (mean z -0.8 over 17 seeds). Pooled, each replicate influences its kernel
+            parameters by 1 / R only, and the replicates stay independent given them.
         max_temperatures: safety cap on the ladder length.
         seed, device, dtype: randomness and placement (float64 default: log Z sums many terms).
         shard: a ``logz.distributed.Shard`` to split the particles over processes (default:
@@ -136,18 +169,19 @@ class SMC:
 
     def __init__(self, target, *, init_std: Optional[float] = None, reference_df: float = 3.0,
                  reference_mix: float = 0.3,
-                 num_replicates: int = 8, cess: float = 0.95, resample_threshold: float = 0.5,
+                 num_replicates: Optional[int] = None, cess: float = 0.95, resample_threshold: float = 0.5,
                  num_mcmc_steps: int = 2, moves_per_beta: Optional[float] = None,
                  kernel: str = "auto", leapfrog_steps: int = 5, step_size: Optional[float] = None,
                  step_jitter: float = 10.0, target_accept: float = 0.65,
-                 max_temperatures: int = 2000, seed: int = 0, device=None,
+                 max_temperatures: int = 2000, pooled_adaptation: bool = True, seed: int = 0, device=None,
                  dtype: torch.dtype = torch.float64, shard: Optional[Shard] = None):
         if not (hasattr(target, "dim") and hasattr(target, "log_prob")):
             raise ValueError(f"target {target!r} must have `dim` and `log_prob(x)`")
         if kernel not in ("auto", "gibbs", "hmc", "mala"):
             raise ValueError(f"kernel must be 'auto', 'gibbs', 'hmc' or 'mala', got {kernel!r}")
         checks = {"cess": 0 < cess < 1, "resample_threshold": 0 < resample_threshold <= 1,
-                  "target_accept": 0 < target_accept < 1, "num_replicates": num_replicates >= 2,
+                  "target_accept": 0 < target_accept < 1,
+                  "num_replicates": num_replicates is None or num_replicates >= 2,
                   "num_mcmc_steps": num_mcmc_steps >= 0, "leapfrog_steps": leapfrog_steps >= 1,
                   "max_temperatures": max_temperatures >= 1, "step_jitter": step_jitter >= 1,
                   "reference_df": reference_df > 0, "reference_mix": 0 <= reference_mix <= 1,
@@ -162,7 +196,7 @@ class SMC:
             raise ValueError(f"SMC: init_std must be > 0, got {self.init_std}")
         self.reference_df = float(reference_df)
         self.reference_mix = 0.0 if math.isinf(self.reference_df) else float(reference_mix)
-        self.num_replicates = int(num_replicates)
+        self.num_replicates = None if num_replicates is None else int(num_replicates)
         self.cess, self.resample_threshold = float(cess), float(resample_threshold)
         if kernel == "auto":
             kernel = "gibbs" if self.dim <= GIBBS_MAX_DIM else "hmc"
@@ -175,6 +209,7 @@ class SMC:
         self.step_jitter = float(step_jitter)
         self.target_accept = float(target_accept)
         self.max_temperatures = int(max_temperatures)
+        self.pooled_adaptation = bool(pooled_adaptation)
         self.seed = int(seed)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
@@ -192,13 +227,23 @@ class SMC:
         distributed, the ranks); the same estimate on every rank."""
         result = self.run(num_samples, progress=progress)
         log_z, stderr = combine_independent_log_z(result.log_z)
-        # Bessel's correction: the delta-method SE uses the 1/R variance of the Z^_r,
-        # which with R = 8 replicates understates the standard error by 7%.
+        # Bessel's correction: the delta-method SE uses the 1/R variance of the Z^_r.
         R = result.log_z.numel()
         stderr *= math.sqrt(R / (R - 1))
         pooled = (self.shard.gather(result.log_weights, dim=1) + result.log_z[:, None]).reshape(-1)
+        ess = effective_sample_size(pooled)
+        ok, reason = reliability(log_z, ess, int(pooled.numel()), warn=False)
+        ess_rep = effective_sample_size(result.log_z)
+        if ess_rep < REPLICATE_ESS_MIN:
+            ok, reason = False, "; ".join(filter(None, [reason, (
+                f"the replicates disagree: ESS of the {R} replicate estimates Z^_r is {ess_rep:.2f} "
+                f"< {REPLICATE_ESS_MIN} (a few runs carry the estimate; the error bar is not reliable)")]))
+        if not ok:
+            warn_once("smc", f"unreliable SMC log Z estimate: {reason}")
         return LogZEstimate(log_z=log_z, stderr=stderr, elbo=float(result.log_z.mean()), eubo=None,
-                            ess=effective_sample_size(pooled), num_samples=int(pooled.numel()))
+                            ess=ess, num_samples=int(pooled.numel()), stderr_batches=stderr,
+                            num_batches=R, neg_inf_fraction=float(torch.isneginf(pooled).double().mean()),
+                            reliable=ok, reason=reason)
 
     def sample(self, n: int, progress: bool = False) -> Tensor:
         """n approximate target samples: one SMC run, pooled and resampled. Tensor[n, dim];
@@ -310,7 +355,7 @@ class SMC:
     def run(self, num_samples: int, progress: bool = False) -> SMCResult:
         """A batched SMC run with ``num_samples`` particles split over the replicates (and the
         ranks: the world size must divide the particles per replicate, num_samples // R)."""
-        R, sh = self.num_replicates, self.shard
+        R, sh = self.num_replicates or replicates_for(num_samples), self.shard
         N = int(num_samples) // R
         if N < 2:
             raise ValueError(f"SMC needs at least 2 particles per replicate: num_samples = "
@@ -327,6 +372,7 @@ class SMC:
             lp, grad_t = self._target_terms(x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
         hmc = self.kernel != "gibbs"
         log_w = torch.full((R, N), -math.log(N), dtype=dt, device=dev)  # global, on every rank
+        eve = torch.arange(N, device=dev).expand(R, N).clone()  # global, like log_w
         mine = sh.rows(n)
         log_z = torch.zeros(R, dtype=dt, device=dev)
         beta = torch.zeros(R, dtype=dt, device=dev)
@@ -340,7 +386,7 @@ class SMC:
             if bool((beta >= 1).all()):
                 break
             ell = sh.gather(lp - self._log_ref(x), dim=1)  # [R, N], every rank
-            delta = next_delta(log_w, ell, beta, self.cess)
+            delta = next_delta(log_w, ell, beta, self.cess, pooled=self.pooled_adaptation)
             inc = torch.where(delta[:, None] > 0, delta[:, None] * ell, torch.zeros_like(ell))
             inc = torch.nan_to_num(inc, nan=-math.inf)
             log_z = log_z + torch.logsumexp(log_w + inc, -1)
@@ -357,16 +403,22 @@ class SMC:
                 x, lp, *g = exchange([x, lp[..., None]] + [grad_t] * carry_grad, idx, resample, sh)
                 lp, grad_t = lp[..., 0], g[0] if carry_grad else grad_t
                 log_w = torch.where(resample[:, None], torch.full_like(log_w, -math.log(N)), log_w)
+                eve = torch.where(resample[:, None], torch.gather(eve, 1, idx), eve)
                 n_resample += resample.long()
             n_moves = self._num_moves(delta)
             acc_sum = torch.zeros(R, dtype=dt, device=dev)
             if int(n_moves.max()) > 0:
-                scale = spread(x, log_w[:, mine], sh)
+                if self.pooled_adaptation:  # one scale from all replicates' particles
+                    pooled_w = (log_w[:, mine] - math.log(R)).reshape(1, -1)
+                    scale = spread(x.reshape(1, -1, self.dim), pooled_w, sh).expand(R, 1, self.dim)
+                else:
+                    scale = spread(x, log_w[:, mine], sh)
                 for m in range(int(n_moves.max())):
                     active = m < n_moves
                     x, lp, grad_t, acc = self._move(x, lp, grad_t, beta, eps, scale, active)
                     if hmc:
-                        eps = adapt_step_size(eps, acc, active, self.target_accept)
+                        acc_a = acc[active].mean().expand_as(acc) if self.pooled_adaptation else acc
+                        eps = adapt_step_size(eps, acc_a, active, self.target_accept)
                     acc_sum = acc_sum + torch.where(active, acc, torch.zeros_like(acc))
             result.betas.append(beta.clone())
             result.acceptance.append(acc_sum / n_moves.clamp_min(1))
@@ -381,9 +433,24 @@ class SMC:
                                f"max_temperatures or lower cess")
         bar.close()
         result.particles, result.log_weights, result.log_z = x, log_w[:, mine].clone(), log_z
-        result.num_resamples = n_resample
+        result.num_resamples, result.eve = n_resample, eve
         self.last_result = result
         return result
+
+
+def eve_relative_variance(log_w: Tensor, eve: Tensor, num_resamples: Tensor) -> Tensor:
+    """Single-run estimate of Var(Z^) / Z^2 of each replicate from its genealogy (Chan & Lai
+    2013; Lee & Whiteley 2018; for adaptive tempering Du & Guyader 2021).
+
+    1 - (N / (N - 1))^(T + 1) (1 - sum_k F_k^2), with F_k the final weight of the particles
+    descended from initial particle k and T the number of resampling steps; with T = 0 it is
+    the delta method of importance sampling. log_w [R, N] normalized final log-weights, eve
+    LongTensor[R, N], num_resamples [R]. Clamped at 0 (the unbiased form can go negative).
+    """
+    R, N = log_w.shape
+    family = torch.zeros_like(log_w).scatter_add_(1, eve, log_w.exp())
+    log_factor = (num_resamples.to(log_w.dtype) + 1) * math.log(N / (N - 1))
+    return (1 - torch.exp(log_factor) * (1 - (family ** 2).sum(1))).clamp_min(0.0)
 
 
 class AIS(SMC):

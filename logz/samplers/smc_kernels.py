@@ -78,10 +78,11 @@ def systematic_resample(log_w: Tensor, generator: Optional[torch.Generator] = No
     return torch.searchsorted(cdf, u).clamp_max(N - 1)
 
 
-def next_delta(log_w: Tensor, ell: Tensor, beta: Tensor, cess: float) -> Tensor:
+def next_delta(log_w: Tensor, ell: Tensor, beta: Tensor, cess: float, pooled: bool = False) -> Tensor:
     """Largest step in beta (per replicate) whose conditional ESS is >= cess * N (Zhou,
     Johansen & Aston 2016). log_w: normalized log-weights [R, N], ell: log p~ - log ref [R, N],
-    both global (every rank computes the same step); beta [R]."""
+    both global (every rank computes the same step); beta [R]. ``pooled``: one step for all
+    replicates (which must share beta), from their mean conditional ESS fraction."""
     remaining = 1.0 - beta
 
     def cess_fraction(delta: Tensor) -> Tensor:
@@ -90,7 +91,8 @@ def next_delta(log_w: Tensor, ell: Tensor, beta: Tensor, cess: float) -> Tensor:
         inc = torch.where(delta[:, None] == 0, torch.zeros_like(inc), inc)
         a = torch.logsumexp(log_w + inc, -1)
         b = torch.logsumexp(log_w + 2 * inc, -1)
-        return torch.exp(2 * a - b)  # weights normalized: this is CESS / N
+        frac = torch.exp(2 * a - b)  # weights normalized: this is CESS / N
+        return frac.mean().expand_as(frac) if pooled else frac
 
     ok_full = cess_fraction(remaining) >= cess
     lo, hi = torch.zeros_like(beta), remaining.clone()
