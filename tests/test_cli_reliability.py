@@ -31,7 +31,8 @@ class _OneModePolicy:
 
 @pytest.fixture
 def one_mode_sampler(monkeypatch):
-    monkeypatch.setitem(samplers._REGISTRY, "one-mode", _OneModePolicy)
+    monkeypatch.setitem(samplers.TABLE, "one-mode",
+                        samplers.Entry("one-mode", _OneModePolicy, "classical", "a policy on one of nine modes"))
     monkeypatch.setattr(estimators, "_warned", set())
     return "one-mode"
 

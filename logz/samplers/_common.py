@@ -4,7 +4,7 @@ dtype names, log-mean-exp, and the generator plumbing of their estimators."""
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -41,3 +41,12 @@ def _cpu_generator(gen: torch.Generator) -> torch.Generator:
     """A CPU generator seeded from ``gen`` (targets draw their samples on the CPU)."""
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen, device=gen.device))
     return torch.Generator().manual_seed(seed)
+
+
+def progress_disabled(progress: Optional[bool], is_main: bool = True) -> Optional[bool]:
+    """tqdm's ``disable`` for a ``progress`` option: None (the default of the estimates) shows the
+    bar when stderr is a terminal, so an interactive run over a few seconds shows its progress
+    and logs stay clean; True / False force it. Only the main process draws."""
+    if not is_main or progress is False:
+        return True
+    return None if progress is None else False

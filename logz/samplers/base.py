@@ -41,7 +41,7 @@ class Sampler(Protocol):
 
     def fit(self, iterations: int, progress: bool = True) -> History: ...  # pragma: no cover
     def sample(self, n: int) -> Tensor: ...  # pragma: no cover
-    def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate: ...  # pragma: no cover
+    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate: ...  # pragma: no cover
 
 
 @runtime_checkable
@@ -212,7 +212,7 @@ class PathSampler:
 
     # --- estimates ----------------------------------------------------------------------
     def log_weights(self, num_samples: int, *, generator: Optional[torch.Generator] = None,
-                    progress: bool = False) -> tuple[Tensor, Tensor]:
+                    progress: Optional[bool] = False) -> tuple[Tensor, Tensor]:
         """Fresh on-policy paths: (x_N Tensor[n, dim], log w Tensor[n]), in batches of
         ``eval_batch_size``. Distributed: each rank simulates its share and every rank returns all n."""
         _check("num_samples", _is_int(num_samples) and num_samples >= 1, num_samples, "an integer >= 1")
@@ -224,7 +224,7 @@ class PathSampler:
         """n samples x_N ~ the learned sampler, Tensor[n, dim] (not reweighted)."""
         return self.log_weights(n)[0]
 
-    def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
+    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """Importance-weighted log Z, its standard error, the ELBO and the ESS from
         ``num_samples`` fresh paths; plus the EUBO when the target has exact samples."""
         _check("num_samples", _is_int(num_samples) and num_samples >= 2, num_samples, "an integer >= 2")

@@ -5,12 +5,12 @@ ranks. ``s`` is a ``logz.samplers.base.PathSampler``."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-from logz.samplers._common import _cpu_generator
+from logz.samplers._common import _cpu_generator, progress_disabled
 from logz.sde import LinearReference
 
 Draw = Callable[[int], Tensor]
@@ -51,7 +51,7 @@ def batch_major(gathered: Tensor, sizes: list, world: int) -> Tensor:
 
 
 @torch.no_grad()
-def fresh_log_weights(s, num_samples: int, generator: torch.Generator, progress: bool) -> tuple[Tensor, Tensor]:
+def fresh_log_weights(s, num_samples: int, generator: torch.Generator, progress: Optional[bool]) -> tuple[Tensor, Tensor]:
     """(x_N Tensor[n, dim], log w Tensor[n]) of fresh on-policy paths of ``s``, in batches."""
     from tqdm.auto import tqdm
 
@@ -60,7 +60,7 @@ def fresh_log_weights(s, num_samples: int, generator: torch.Generator, progress:
     xs, log_ws = [], []
     sizes = [min(batch, local - i) for i in range(0, local, batch)]
     with s.shard.guard():
-        for n in tqdm(sizes, desc=f"{s.name} estimate", disable=not (progress and s.shard.is_main), leave=False):
+        for n in tqdm(sizes, desc=f"{s.name} estimate", disable=progress_disabled(progress, s.shard.is_main), leave=False):
             x0, log_p0 = s.initial(n, generator)
             tr = s.simulate(x0, s.times, generator, keep_path=False, keep_steps=False)[0]
             xs.append(tr.final)

@@ -52,6 +52,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from logz.distributed import Shard, resolve
+from logz.samplers._common import progress_disabled
 from logz.samplers.training import History
 from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z,
                                       effective_sample_size, reliability, warn_once)
@@ -222,7 +223,7 @@ class SMC:
         """Classical sampler: nothing to learn. Returns an empty ``History``."""
         return History()
 
-    def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
+    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """Run SMC with ``num_samples`` particles in all (split over the replicates and, when
         distributed, the ranks); the same estimate on every rank."""
         result = self.run(num_samples, progress=progress)
@@ -245,7 +246,7 @@ class SMC:
                             num_batches=R, neg_inf_fraction=float(torch.isneginf(pooled).double().mean()),
                             reliable=ok, reason=reason)
 
-    def sample(self, n: int, progress: bool = False) -> Tensor:
+    def sample(self, n: int, progress: Optional[bool] = None) -> Tensor:
         """n approximate target samples: one SMC run, pooled and resampled. Tensor[n, dim];
         distributed, the particles are gathered and every rank returns the same n samples."""
         result = self.run(n, progress=progress)
@@ -352,7 +353,7 @@ class SMC:
         return x, lp, grad_t, rank_mean(acc, self.shard)
 
     @torch.no_grad()
-    def run(self, num_samples: int, progress: bool = False) -> SMCResult:
+    def run(self, num_samples: int, progress: Optional[bool] = None) -> SMCResult:
         """A batched SMC run with ``num_samples`` particles split over the replicates (and the
         ranks: the world size must divide the particles per replicate, num_samples // R)."""
         R, sh = self.num_replicates or replicates_for(num_samples), self.shard
@@ -379,7 +380,7 @@ class SMC:
         eps = torch.full((R,), self.step_size, dtype=dt, device=dev)
         n_resample = torch.zeros(R, dtype=torch.long, device=dev)
         result = SMCResult(x, log_w, log_z)
-        bar = tqdm(total=1.0, disable=not (progress and sh.is_main), unit="β", leave=False,
+        bar = tqdm(total=1.0, disable=progress_disabled(progress, sh.is_main), unit="β", leave=False,
                    desc=f"SMC {target_name(self.target)}",  # β from 0 to 1; β/s or s/β, temperatures
                    bar_format="{desc}: β = {n:.3f} of 1 |{bar}| {elapsed}<{remaining}, {rate_fmt}{postfix}")
         for _ in range(self.max_temperatures):
