@@ -1,0 +1,112 @@
+"""CMCD's annealed controlled Langevin kernels (``logz.samplers.annealed_langevin``, ``cmcd``):
+per-step log-densities against ``torch.distributions.Normal``, the u = 0 weights against the
+Langevin kernel pair by hand, the schedule's shape and its gradients, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from logz import samplers
+from logz.targets.base import log_prob_and_grad
+
+
+class LinearControl(nn.Module):
+    """A fixed random control u(x, t) = A x + t c (t 0-dim or [B])."""
+
+    def __init__(self, dim: int, seed: int = 1):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.A = nn.Parameter(0.3 * torch.randn(dim, dim, generator=g))
+        self.c = nn.Parameter(torch.randn(dim, generator=g))
+
+    def forward(self, x, t):
+        t = t.reshape(-1, 1) if t.ndim else t
+        return x @ self.A.T + t * self.c
+
+
+def _langevin(s, x, beta):
+    return (1 - beta) * (-x / s.init_var) + beta * log_prob_and_grad(s.target, x)[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_step_log_densities_are_normal_log_probs(diag_gaussian, dtype):
+    target = diag_gaussian([0.5, -1.0, 0.2], [1.0, 0.3, 2.0], log_Z=0.7)
+    s = samplers.get("cmcd", target, num_steps=5, batch_size=8, control=LinearControl(3), dtype=dtype,
+                     schedule="cosine", learn_schedule=True, learn_step_size=True, step_size=0.05)
+    with torch.no_grad():
+        s.annealing.b.copy_(0.3 * torch.randn(5, generator=torch.Generator().manual_seed(0)))
+        x0, _ = s.initial(16, s.generator)
+        tr = s.simulate(x0, s.times, s.generator)[0]
+        log_f, log_b = s.step_log_densities(tr.states)
+    betas, eps, X, u = s.annealing.betas(), s.annealing.step_sizes(), tr.states, s.control
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    for k in range(5):
+        std = torch.sqrt(2 * eps[k])
+        with torch.no_grad():
+            mean_f = X[k] + eps[k] * (_langevin(s, X[k], betas[k + 1]) + u(X[k], s.times[k]))
+            mean_b = X[k + 1] + eps[k] * (_langevin(s, X[k + 1], betas[k + 1]) - u(X[k + 1], s.times[k + 1]))
+        expected_f = Normal(mean_f, std).log_prob(X[k + 1]).sum(-1)
+        expected_b = Normal(mean_b, std).log_prob(X[k]).sum(-1)
+        for got in (tr.log_forward[k], log_f[k]):
+            torch.testing.assert_close(got, expected_f, **tol)
+        for got in (tr.log_backward[k], log_b[k]):
+            torch.testing.assert_close(got, expected_b, **tol)
+
+
+def test_uncontrolled_weights_with_pi0_the_target_are_the_langevin_pairs(diag_gaussian):
+    """p~ = Z pi0: every gamma_beta is Z^beta pi0, both kernels are the ULA step x' ~ N(a x,
+    2 eps), a = 1 - eps / s0^2, and log B - log F = (1 - a^2)(|x'|^2 - |x|^2) / (4 eps)."""
+    s0, log_Z = 1.5, 0.4
+    target = diag_gaussian([0.0, 0.0], [s0 ** 2, s0 ** 2], log_Z=log_Z)
+    s = samplers.get("cmcd", target, num_steps=6, batch_size=8, dtype=torch.float64, step_size=0.1)
+    assert s.init_var == pytest.approx(s0 ** 2)
+    x, log_w = s.log_weights(64)
+    gen = torch.Generator().manual_seed(5)
+    x0, log_p0 = s.initial(64, gen)
+    tr = s.simulate(x0, s.times, gen)[0]
+    eps = 0.1 * s0 ** 2
+    a = 1 - eps / s0 ** 2
+    sq = tr.states.square().sum(-1)  # [N+1, B]
+    by_hand = (1 - a ** 2) * (sq[1:] - sq[:-1]) / (4 * eps)
+    torch.testing.assert_close(tr.log_backward - tr.log_forward, by_hand, rtol=1e-10, atol=1e-10)
+    # the whole weight: log p~(x_N) - log pi0(x_0) + sum of the pairs
+    log_w_hand = target.log_prob(tr.final) - log_p0 + by_hand.sum(0)
+    torch.testing.assert_close(s.log_reward(tr.final) + tr.log_path_ratio - log_p0, log_w_hand)
+    assert log_w.shape == (64,) and bool(torch.isfinite(log_w).all())
+
+
+def test_learned_schedule_is_monotone_and_trained(diag_gaussian):
+    target = diag_gaussian([1.0, -1.0], [0.5, 0.5])
+    for loss in ("vargrad", "kl"):
+        s = samplers.get("cmcd", target, num_steps=6, batch_size=16, hidden=8, layers=1, loss=loss,
+                         schedule="cosine", learn_schedule=True, learn_step_size=True, dtype=torch.float64)
+        betas = s.annealing.betas().detach()
+        assert float(betas[0]) == 0.0 and float(betas[-1]) == pytest.approx(1.0)
+        assert bool((betas[1:] > betas[:-1]).all())
+        expected = 0.5 * (1 - torch.cos(math.pi * torch.linspace(0, 1, 7, dtype=torch.float64)))
+        torch.testing.assert_close(betas, expected, atol=1e-5, rtol=0)  # starts at the fixed schedule
+        a0, b0 = s.annealing.a.detach().clone(), s.annealing.b.detach().clone()
+        s.fit(2, progress=False)
+        assert not torch.equal(a0, s.annealing.a) and not torch.equal(b0, s.annealing.b)
+
+
+def test_fixed_schedule_is_not_trained_and_bad_input_is_named(diag_gaussian):
+    target = diag_gaussian([0.0], [1.0])
+    s = samplers.get("cmcd", target, num_steps=4, batch_size=8, hidden=8, layers=1)
+    assert list(s.annealing.parameters()) == []
+    torch.testing.assert_close(s.annealing.betas(), torch.linspace(0, 1, 5), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        samplers.get("cmcd", target, schedule="exp")
+    with pytest.raises(ValueError, match="loss must be"):
+        samplers.get("cmcd", target, loss="tb")
+    with pytest.raises(ValueError, match="step_size must be"):
+        samplers.get("cmcd", target, step_size=-1.0)
+    with pytest.raises(ValueError, match="learned_variance is not defined"):
+        samplers.get("cmcd", target, learned_variance=True)
+    with pytest.raises(ValueError, match="exploration"):
+        samplers.get("cmcd", target, loss="kl", exploration=2.0)
