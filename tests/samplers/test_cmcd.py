@@ -12,6 +12,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from logz import samplers
+from logz.samplers.cmcd import CMCD
 from logz.targets.base import log_prob_and_grad
 
 
@@ -110,3 +111,34 @@ def test_fixed_schedule_is_not_trained_and_bad_input_is_named(diag_gaussian):
         samplers.get("cmcd", target, learned_variance=True)
     with pytest.raises(ValueError, match="exploration"):
         samplers.get("cmcd", target, loss="kl", exploration=2.0)
+
+
+def test_short_training_reaches_log_z_within_its_standard_error(diag_gaussian):
+    """CMCD / SCLD training (log-variance) on a 2-D Gaussian: the ELBO gap shrinks and both the
+    importance-sampling and the sequential estimate are within 4 of their own standard errors."""
+    target = diag_gaussian([1.0, -1.0], [0.5, 2.0], log_Z=0.3)
+    s = samplers.get("scld", target, num_steps=16, batch_size=128, hidden=32, layers=2, step_size=0.05,
+                     lr=3e-3, seed=0)
+    before = CMCD.estimate_log_z(s, 2000)
+    s.fit(100, progress=False)
+    after = CMCD.estimate_log_z(s, 2000)
+    assert 0.3 - after.elbo < 0.5 * (0.3 - before.elbo), (before.elbo, after.elbo)
+    assert abs(after.log_z - 0.3) < 4 * after.stderr, (after.log_z, after.stderr)
+    seq = s.estimate_log_z(2000)
+    assert abs(seq.log_z - 0.3) < 4 * seq.stderr, (seq.log_z, seq.stderr)
+
+
+def test_checkpoint_resume_is_bit_identical(diag_gaussian, tmp_path):
+    target = diag_gaussian([0.5, -0.5], [1.0, 0.5])
+    kw = dict(num_steps=4, batch_size=16, hidden=8, layers=1, learn_schedule=True, learn_step_size=True, seed=3)
+    a = samplers.get("cmcd", target, **kw)
+    a.fit(2, progress=False)
+    a.save(tmp_path / "c.pt")
+    a.fit(2, progress=False)
+    b = samplers.get("cmcd", target, **kw)
+    b.load(tmp_path / "c.pt")
+    b.fit(2, progress=False)
+    assert a.history.loss == b.history.loss
+    for p, q in zip(list(a.control.parameters()) + list(a.annealing.parameters()),
+                    list(b.control.parameters()) + list(b.annealing.parameters())):
+        assert torch.equal(p, q)
