@@ -105,34 +105,26 @@ def _log_normal(diff: Tensor, eps: Tensor) -> Tensor:
 
 def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_var: float,
              times: Tensor, score: Callable[[Tensor], Tensor], control: Callable[[Tensor, Tensor], Tensor],
-             draw: Callable, noise_scale: float = 1.0) -> PathTerms:
-    """Run steps k0..k1-1 from x0 Tensor[B, d]; ``betas`` [N+1], ``eps`` [N], ``times`` [N+1]
-    of the whole path. ``draw(shape, dtype, device)``: standard normals; ``noise_scale``
-    multiplies the noise (an exploring behaviour process; densities stay nominal)."""
-    x, xs, gs, us = x0, [x0], [score(x0)], [control(x0, times[k0])]
-    for k in range(k0, k1):
+             draw: Callable, noise_scale: float = 1.0, backward: bool = False) -> PathTerms:
+    """Run the kernels of steps k0..k1-1: forward F_k from x_{k0} = x0, or with ``backward``
+    the B_k from x_{k1} = x0 down to x_{k0} (the EUBO's paths when x0 ~ p). x0: Tensor[B, d];
+    ``betas`` [N+1], ``eps`` [N], ``times`` [N+1] of the whole path; ``draw(shape, dtype,
+    device)``: standard normals; ``noise_scale`` multiplies the noise (an exploring behaviour
+    process; densities stay nominal). Returns PathTerms in forward time order."""
+    steps = range(k1 - 1, k0 - 1, -1) if backward else range(k0, k1)
+    sign = -1.0 if backward else 1.0
+    x = x0
+    xs, gs, us = [x0], [score(x0)], [control(x0, times[k1 if backward else k0])]
+    for k in steps:
         b, e = betas[k + 1], eps[k]
-        drift = (1 - b) * (-x / init_var) + b * gs[-1] + us[-1]
+        drift = (1 - b) * (-x / init_var) + b * gs[-1] + sign * us[-1]
         x = x + e * drift + noise_scale * torch.sqrt(2 * e) * draw(x.shape, x.dtype, x.device)
         xs.append(x)
         gs.append(score(x))
-        us.append(control(x, times[k + 1]))
+        us.append(control(x, times[k if backward else k + 1]))
+    if backward:
+        xs, gs, us = xs[::-1], gs[::-1], us[::-1]
     return PathTerms(torch.stack(xs), torch.stack(gs), torch.stack(us))
-
-
-def backward_simulate(x_end: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_var: float,
-                      times: Tensor, score, control, draw) -> PathTerms:
-    """Paths x_{k1} = x_end back to x_{k0} through the backward kernels B_k (the EUBO's paths
-    when x_end ~ p): PathTerms in forward time order."""
-    x, xs, gs, us = x_end, [x_end], [score(x_end)], [control(x_end, times[k1])]
-    for k in range(k1 - 1, k0 - 1, -1):
-        b, e = betas[k + 1], eps[k]
-        drift = (1 - b) * (-x / init_var) + b * gs[-1] - us[-1]
-        x = x + e * drift + torch.sqrt(2 * e) * draw(x.shape, x.dtype, x.device)
-        xs.append(x)
-        gs.append(score(x))
-        us.append(control(x, times[k]))
-    return PathTerms(torch.stack(xs[::-1]), torch.stack(gs[::-1]), torch.stack(us[::-1]))
 
 
 def log_gamma(log_p: Tensor, x: Tensor, beta: Tensor, init_var: float) -> Tensor:
@@ -143,4 +135,4 @@ def log_gamma(log_p: Tensor, x: Tensor, beta: Tensor, init_var: float) -> Tensor
     return (1 - beta) * log_pi0 + beta * log_p
 
 
-__all__ = ["Annealing", "PathTerms", "SCHEDULES", "backward_simulate", "log_densities", "log_gamma", "simulate"]
+__all__ = ["Annealing", "PathTerms", "SCHEDULES", "log_densities", "log_gamma", "simulate"]

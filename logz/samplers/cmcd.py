@@ -139,8 +139,8 @@ class CMCD(PathSampler):
         """log w of paths drawn backwards from exact target samples through the B_k (the EUBO)."""
         # every rank draws the same samples and paths (eval_generator is seeded alike on all ranks)
         x = self.target.sample(num_samples, generator=_cpu_generator(self.eval_generator)).to(self.device, self.dtype)
-        terms = al.backward_simulate(x, 0, self.num_steps, draw=gaussian_noise(self.eval_generator),
-                                     **self._kernel_args())
+        terms = al.simulate(x, 0, self.num_steps, draw=gaussian_noise(self.eval_generator), backward=True,
+                            **self._kernel_args())
         log_f, log_b = al.log_densities(terms, self.annealing.betas()[1:], self.annealing.step_sizes(),
                                         self.init_var)
         log_p0 = self.reference.log_marginal(terms.states[0], 0.0)

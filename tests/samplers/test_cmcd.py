@@ -12,6 +12,8 @@ from torch import nn
 from torch.distributions import Normal
 
 from logz import samplers
+from logz.samplers import annealed_langevin as al
+from logz.sde import gaussian_noise
 from logz.samplers.cmcd import CMCD
 from logz.targets.base import log_prob_and_grad
 
@@ -142,3 +144,35 @@ def test_checkpoint_resume_is_bit_identical(diag_gaussian, tmp_path):
     for p, q in zip(list(a.control.parameters()) + list(a.annealing.parameters()),
                     list(b.control.parameters()) + list(b.annealing.parameters())):
         assert torch.equal(p, q)
+
+
+def test_simulated_steps_are_drawn_from_the_scored_kernels(diag_gaussian):
+    """One step of the forward (F_k) and of the backward (B_k, the EUBO's paths) simulation from
+    a fixed point: the sample mean and variance are those of the kernels the weights score
+    (the control's sign, its time, beta_{k+1}), within 4 standard errors."""
+    target = diag_gaussian([1.0, -0.5], [0.5, 1.5], log_Z=0.3)
+    s = samplers.get("cmcd", target, num_steps=6, batch_size=8, control=LinearControl(2), step_size=0.2,
+                     dtype=torch.float64, schedule="cosine")
+    args = s._kernel_args()
+    betas, eps, k, n = args["betas"], args["eps"], 2, 40000
+    point = torch.tensor([[0.7, -1.2]], dtype=torch.float64).expand(n, 2)
+    gen = torch.Generator().manual_seed(0)
+    for backward in (False, True):
+        with torch.no_grad():
+            terms = al.simulate(point, k, k + 1, draw=gaussian_noise(gen), backward=backward, **args)
+            t = s.times[k + 1] if backward else s.times[k]
+            u = s.control(point[:1], t)
+        drawn = terms.states[0] if backward else terms.states[-1]
+        sign = -1.0 if backward else 1.0
+        mean = point[0] + eps[k] * (_langevin(s, point[:1], betas[k + 1])[0] + sign * u[0])
+        se = float(torch.sqrt(2 * eps[k] / n))
+        assert bool(((drawn.mean(0) - mean).abs() < 4 * se).all()), (backward, drawn.mean(0), mean)
+        torch.testing.assert_close(drawn.var(0), (2 * eps[k]).expand(2), rtol=0.05, atol=0)
+    for backward in (False, True):  # the controls kept along a path are u(x_k, t_k)
+        with torch.no_grad():
+            terms = al.simulate(point[:64], 1, 5, draw=gaussian_noise(gen), backward=backward, **args)
+            again = s.path_terms(terms.states, 1)
+        torch.testing.assert_close(terms.controls, again.controls)
+        torch.testing.assert_close(terms.scores, again.scores)
+    log_w = s.target_log_weights(256)  # backward paths from exact samples: the EUBO's integrand
+    assert log_w.shape == (256,) and bool(torch.isfinite(log_w).all())
