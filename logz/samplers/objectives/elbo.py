@@ -8,12 +8,12 @@ code's ``neg_elbo``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from torch import Tensor
 
 from logz.samplers._common import _log_mean_exp
 from logz.samplers.objectives import Objective
+from logz.samplers.objectives.kl import KLInfo
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,6 @@ class ELBOConfig:
 
     def validate(self) -> "ELBOConfig":
         return self
-
-
-class ELBOInfo(NamedTuple):
-    log_z: Tensor     # importance-weighted log Z of the batch
-    elbo: Tensor      # mean log w of the batch
 
 
 class ELBO(Objective):
@@ -41,11 +36,11 @@ class ELBO(Objective):
         tr = s.simulate(x0, s.times, s.generator, keep_steps=False)[0]
         return s.log_reward(tr.final) + tr.log_path_ratio - log_p0  # log w [B], with its graph
 
-    def loss(self, s, log_w: Tensor) -> tuple[Tensor, ELBOInfo]:
+    def loss(self, s, log_w: Tensor) -> tuple[Tensor, KLInfo]:
         log_w = s.shard.gather(log_w)  # every rank computes the global loss (logz.distributed)
         loss = -log_w.mean()
         log_w = log_w.detach()
-        return loss / s.dim, ELBOInfo(_log_mean_exp(log_w), log_w.mean())
+        return loss / s.dim, KLInfo(_log_mean_exp(log_w), log_w.mean())
 
 
-__all__ = ["ELBO", "ELBOConfig", "ELBOInfo"]
+__all__ = ["ELBO", "ELBOConfig"]
