@@ -75,15 +75,15 @@ class CMCD(PathSampler):
                  step_size: float = 0.01, learn_step_size: bool = False, init_std: Optional[float] = None,
                  control: Optional[nn.Module] = None, seed: int = 0, network=None, optimiser=None,
                  evaluation=None, placement=None, **flat):
-        _check("loss", loss in ("vargrad", "kl"), loss, "'vargrad' or 'kl'")
-        if loss == "kl" and exploration != 1.0:
-            raise ValueError("exploration != 1 needs the off-policy loss 'vargrad'; 'kl' is on-policy")
+        _check("loss", loss in self.losses, loss, " or ".join(map(repr, self.losses)))
+        if loss != "vargrad" and exploration != 1.0:
+            raise ValueError(f"exploration != 1 needs the off-policy loss 'vargrad'; {loss!r} is on-policy")
         s0 = float(getattr(target, "init_std", 1.0) if init_std is None else init_std)
         _check("init_std", s0 > 0, s0, "> 0 (the scale of the initial Gaussian)")
         self.init_var = s0 ** 2
         self.annealing = al.Annealing(num_steps, step_size * self.init_var, schedule, learn_schedule,
                                       learn_step_size)
-        inner = ELBO() if loss == "kl" else LogVariance(LogVarianceConfig(exploration))
+        inner = self._objective(loss, exploration)
         assemble(self, target, reference=BrownianReference(1.0, init_std=s0), T=1.0, num_steps=num_steps,
                  batch_size=batch_size, objective=WithAnnealing(inner), control=control, seed=seed,
                  groups=(network, optimiser, evaluation, placement), flat=flat,
@@ -93,6 +93,11 @@ class CMCD(PathSampler):
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
         self.annealing.to(device=self.device, dtype=self.dtype)
+
+    losses = ("vargrad", "kl")
+
+    def _objective(self, loss: str, exploration: float) -> Objective:
+        return ELBO() if loss == "kl" else LogVariance(LogVarianceConfig(exploration))
 
     # --- the process: annealed Langevin kernels instead of the shared core -----------------
     def _kernel_args(self, times=None) -> dict:

@@ -3,10 +3,10 @@ Anandkumar, ICLR 2025): CMCD's process and control, estimated by sequential impo
 resampling along the path (``logz.samplers.sequential``).
 
 What is built: the estimator (segments, incremental weights, ESS-triggered systematic
-resampling, optional MALA refresh, replicate error bar). Training is CMCD's (log-variance
-over whole detached paths, or KL); SCLD's own training (log-variance on sub-trajectories
-between resampling points, off-policy from a buffer) is not built yet
-(``docs/sequential_samplers.md``).
+resampling, optional MALA refresh, replicate error bar) and the training loss on the
+sub-trajectories of the sequential process (``objectives.sub_log_variance``, default;
+CMCD's "vargrad" and "kl" also apply). Not built: the paper's replay buffer of
+sub-trajectories (``docs/sequential_samplers.md``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Optional
 
 from logz.samplers._common import _check, _is_int
 from logz.samplers.cmcd import CMCD
+from logz.samplers.objectives import Objective
+from logz.samplers.objectives.sub_log_variance import SubLogVariance
 from logz.samplers.estimators import LogZEstimate, combine_independent_log_z, effective_sample_size
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
 
@@ -27,22 +29,29 @@ class SCLD(CMCD):
     resample_threshold: resample a replicate when its ESS / P falls below this (0.3; 0:
         never, 1: after every segment). mcmc_steps: MALA moves at each inner segment end (0).
     replicates: R independent particle systems per estimate (8): the error bar.
+    loss: "subtraj" (segment-wise log-variance on the sequential process, SCLD's), "vargrad", "kl".
     """
 
     name = "scld"
+    losses = ("subtraj", "vargrad", "kl")
 
     def __init__(self, target, *, segments: Optional[int] = None, resample_threshold: float = 0.3, mcmc_steps: int = 0,
-                 replicates: int = 8, **kw):
+                 replicates: int = 8, loss: str = "subtraj", **kw):
         _check("replicates", _is_int(replicates) and replicates >= 2, replicates, "an integer >= 2")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and
                0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
-        super().__init__(target, **kw)
+        super().__init__(target, loss=loss, **kw)
+        if self.shard.active:
+            raise ValueError("scld does not split over processes yet (its particle system runs on one rank)")
         segments = min(8, self.num_steps) if segments is None else segments
         self.ends = segment_ends(self.num_steps, segments)
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
         self.replicates = int(replicates)
         self.fingerprint.update(segments=int(segments))
+
+    def _objective(self, loss: str, exploration: float) -> Objective:
+        return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)
 
     def run(self, num_samples: int) -> SequentialResult:
         """One sequential run of ``num_samples`` particles in all (R replicates of num_samples // R)."""

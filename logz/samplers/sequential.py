@@ -22,7 +22,7 @@ independent replicates (``estimators.combine_independent_log_z``).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -40,6 +40,16 @@ class SequentialResult(NamedTuple):
     acceptance: Tensor   # [S, R] mean MALA acceptance per segment end (NaN without MCMC)
 
 
+class Segment(NamedTuple):
+    """One segment's detached sub-trajectories, kept to re-score them under new parameters."""
+
+    k0: int
+    k1: int
+    states: Tensor       # [k1-k0+1, R*P, d]
+    start_log_p: Tensor  # [R*P], log p~ at the start (gamma's beta may be learned: kept apart)
+    end_log_p: Tensor    # [R*P], log p~ at the end
+
+
 def segment_ends(num_steps: int, segments: int) -> list[int]:
     """k_0 = 0 < k_1 < ... < k_S = num_steps, as even as the integers allow."""
     if not (isinstance(segments, int) and 1 <= segments <= num_steps):
@@ -54,10 +64,11 @@ def normalised_ess(log_w: Tensor) -> Tensor:
 
 @torch.no_grad()
 def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *, resample_threshold: float,
-                     mcmc_steps: int = 0, target_accept: float = 0.574,
-                     generator: torch.Generator) -> SequentialResult:
+                     mcmc_steps: int = 0, target_accept: float = 0.574, generator: torch.Generator,
+                     record: Optional[list] = None) -> SequentialResult:
     """Run the estimator with sampler ``s`` (a ``logz.samplers.cmcd.CMCD``): its initial law,
-    kernels, schedule and control. All R x P particles move as one batch."""
+    kernels, schedule and control. All R x P particles move as one batch. ``record``: a list
+    to which each segment's ``Segment`` is appended (SCLD's sub-trajectory training)."""
     if not 0.0 <= resample_threshold <= 1.0:
         raise ValueError(f"resample_threshold must be in [0, 1], got {resample_threshold!r}")
     R, P = replicates, particles
@@ -65,6 +76,7 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.score, control=s.policy())
     draw = gaussian_noise(generator)
     x, log_gamma = s.initial(R * P, generator)  # gamma_0 = pi0
+    start_log_p = s.log_reward(x) if record is not None else None
     log_w = x.new_full((R, P), -math.log(P))
     log_z = x.new_zeros(R)
     step = x.new_full((R,), 0.5)  # MALA step, x the particles' spread
@@ -74,6 +86,8 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.init_var)
         x = terms.states[-1]
         log_p = s.log_reward(x)
+        if record is not None:
+            record.append(Segment(k0, k1, terms.states, start_log_p, log_p))
         end_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
         inc = (end_gamma - log_gamma + (log_b - log_f).sum(0)).view(R, P)
         log_z = log_z + torch.logsumexp(log_w + inc, -1)
@@ -93,6 +107,7 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
             x, log_p = x.reshape(R * P, -1), log_p.reshape(-1)
         acceptance.append(acc)
         log_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
+        start_log_p = log_p
     return SequentialResult(log_z, x.view(R, P, -1), log_w, torch.stack(resampled), torch.stack(acceptance))
 
 
@@ -129,4 +144,4 @@ def _log_prob_and_score(s, x: Tensor) -> tuple[Tensor, Tensor]:
     return log_prob_and_grad(s.target, x)
 
 
-__all__ = ["SequentialResult", "normalised_ess", "segment_ends", "sequential_log_z"]
+__all__ = ["Segment", "SequentialResult", "normalised_ess", "segment_ends", "sequential_log_z"]

@@ -178,17 +178,17 @@ def test_simulated_steps_are_drawn_from_the_scored_kernels(diag_gaussian):
     assert log_w.shape == (256,) and bool(torch.isfinite(log_w).all())
 
 
-@pytest.mark.parametrize("loss", ["vargrad", "kl"])
-def test_loss_gradients_match_finite_differences(diag_gaussian, loss):
+@pytest.mark.parametrize("name,loss", [("cmcd", "vargrad"), ("cmcd", "kl"), ("scld", "subtraj")])
+def test_loss_gradients_match_finite_differences(diag_gaussian, name, loss):
     """float64: d loss / d (control, schedule, step sizes) against central differences: the
-    log-variance on one fixed batch of detached paths (off-policy), the KL on paths
-    re-simulated with the same noise (reparameterised)."""
+    log-variances (whole paths, SCLD's segments) on one fixed batch of detached paths
+    (off-policy), the KL on paths re-simulated with the same noise (reparameterised)."""
     target = diag_gaussian([1.0, -0.5], [0.5, 1.5], log_Z=0.3)
-    s = samplers.get("cmcd", target, num_steps=4, batch_size=32, control=LinearControl(2), step_size=0.1,
+    s = samplers.get(name, target, num_steps=4, batch_size=32, control=LinearControl(2), step_size=0.1,
                      dtype=torch.float64, learn_schedule=True, learn_step_size=True, loss=loss)
     state = s.generator.get_state()
 
-    fixed = s.objective.simulate(s, 0) if loss == "vargrad" else None
+    fixed = s.objective.simulate(s, 0) if loss != "kl" else None
 
     def value():
         s.generator.set_state(state)
