@@ -61,6 +61,7 @@ class CMCD(PathSampler):
         exploration: noise multiplier of the behaviour process ("vargrad" only).
         schedule: "linear" or "cosine" beta_k; learn_schedule: train it (monotone).
         step_size: eps_k / s0^2 (0.01); learn_step_size: train eps_k per step.
+        score_clip: the kernels clip grad log p~ elementwise to +-score_clip (1e3).
         control: a custom u(x, t) (nn.Module) instead of the default network (``drift="nn"``:
             the Langevin term already carries the score).
         network, optimiser, evaluation, placement: ``logz.samplers.config`` groups.
@@ -73,6 +74,7 @@ class CMCD(PathSampler):
     def __init__(self, target, *, num_steps: int = 128, batch_size: int = 256, loss: str = "vargrad",
                  exploration: float = 1.0, schedule: str = "linear", learn_schedule: bool = False,
                  step_size: float = 0.01, learn_step_size: bool = False, init_std: Optional[float] = None,
+                 score_clip: float = 1e3,
                  control: Optional[nn.Module] = None, seed: int = 0, network=None, optimiser=None,
                  evaluation=None, placement=None, **flat):
         _check("loss", loss in self.losses, loss, " or ".join(map(repr, self.losses)))
@@ -80,7 +82,8 @@ class CMCD(PathSampler):
             raise ValueError(f"exploration != 1 needs the off-policy loss 'vargrad'; {loss!r} is on-policy")
         s0 = float(getattr(target, "init_std", 1.0) if init_std is None else init_std)
         _check("init_std", s0 > 0, s0, "> 0 (the scale of the initial Gaussian)")
-        self.init_var = s0 ** 2
+        _check("score_clip", isinstance(score_clip, (int, float)) and score_clip > 0, score_clip, "> 0")
+        self.init_var, self.score_clip = s0 ** 2, float(score_clip)
         self.annealing = al.Annealing(num_steps, step_size * self.init_var, schedule, learn_schedule,
                                       learn_step_size)
         inner = self._objective(loss, exploration)
@@ -89,7 +92,8 @@ class CMCD(PathSampler):
                  groups=(network, optimiser, evaluation, placement), flat=flat,
                  defaults=(Network(drift="nn"), None, None, None),
                  fingerprint={"schedule": schedule, "learn_schedule": bool(learn_schedule),
-                              "learn_step_size": bool(learn_step_size), "step_size": float(step_size)})
+                              "learn_step_size": bool(learn_step_size), "step_size": float(step_size),
+                              "score_clip": float(score_clip)})
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
         self.annealing.to(device=self.device, dtype=self.dtype)
@@ -102,7 +106,13 @@ class CMCD(PathSampler):
     # --- the process: annealed Langevin kernels instead of the shared core -----------------
     def _kernel_args(self, times=None) -> dict:
         return dict(betas=self.annealing.betas(), eps=self.annealing.step_sizes(), init_var=self.init_var,
-                    times=self.times if times is None else times, score=self.score, control=self.policy())
+                    times=self.times if times is None else times, score=self.kernel_score, control=self.policy())
+
+    def kernel_score(self, x: torch.Tensor) -> torch.Tensor:
+        """grad log p~ as the kernels use it: clipped elementwise to +-score_clip (the reference
+        code's 1e3), so a funnel's neck cannot throw a particle out; both kernels of a step use
+        the same clipped value, so the weights stay exact."""
+        return self.score(x).clamp(-self.score_clip, self.score_clip)
 
     def _simulate(self, x0, times, generator, record_controls, *, keep_path: bool = True,
                   keep_steps: bool = True, log_densities: bool = True, noise_scale: float = 1.0, **kw):
@@ -129,7 +139,7 @@ class CMCD(PathSampler):
         flat = states.reshape(M1 * B, d)
         t = self.times[k0:k0 + M1].repeat_interleave(B)
         u = self.policy()(flat, t)
-        return al.PathTerms(states, self.score(flat).view(M1, B, d), u.view(M1, B, d))
+        return al.PathTerms(states, self.kernel_score(flat).view(M1, B, d), u.view(M1, B, d))
 
     def step_log_densities(self, states, k0: int = 0, k1: Optional[int] = None, controls=None):
         """(log F_k, log B_k) of steps k0..k1-1 of stored paths [N+1, B, d] under the current

@@ -73,7 +73,7 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         raise ValueError(f"resample_threshold must be in [0, 1], got {resample_threshold!r}")
     R, P = replicates, particles
     betas, eps = s.annealing.betas(), s.annealing.step_sizes()
-    args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.score, control=s.policy())
+    args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.kernel_score, control=s.policy())
     draw = gaussian_noise(generator)
     x, log_gamma = s.initial(R * P, generator)  # gamma_0 = pi0
     start_log_p = s.log_reward(x) if record is not None else None
