@@ -32,13 +32,18 @@ TARGETS = {1: ([1.0], [0.5], 0.3), 5: ([0.5, -0.5, 1.0, 0.0, 0.3], [1.0, 0.5, 0.
 
 
 @pytest.mark.parametrize("dim", [1, 5])
-@pytest.mark.parametrize("threshold,mcmc,controlled", [(0.0, 0, False), (1.0, 0, False), (0.5, 1, True)])
-def test_the_sequential_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold, mcmc, controlled):
+@pytest.mark.parametrize("threshold,mcmc,controlled,clip", [(0.0, 0, False, 1e3), (1.0, 0, False, 1e3),
+                                                            (0.5, 1, True, 1e3), (0.5, 0, False, 0.5)])
+def test_the_sequential_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold, mcmc, controlled, clip):
+    """clip = 0.5: the kernels' score clip is active (the weights stay exact)."""
     mean, var, log_Z = TARGETS[dim]
     target = diag_gaussian(mean, var, log_Z=log_Z)
     s = samplers.get("scld", target, num_steps=8, segments=4, step_size=0.1, dtype=torch.float64, hidden=8,
                      layers=1, control=LinearControl(dim) if controlled else None,
-                     resample_threshold=threshold, mcmc_steps=mcmc)
+                     resample_threshold=threshold, mcmc_steps=mcmc, score_clip=clip)
+    if clip < 1:
+        x0, _ = s.initial(100, torch.Generator().manual_seed(0))
+        assert float(s.score(x0).abs().max()) > clip
     R, P = 3000, 8  # 3000 independent replicates, vectorised in one run
     result = sequential_log_z(s, R, P, s.ends, resample_threshold=threshold, mcmc_steps=mcmc,
                               generator=torch.Generator().manual_seed(11))
