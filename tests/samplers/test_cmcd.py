@@ -206,3 +206,30 @@ def test_loss_gradients_match_finite_differences(diag_gaussian, name, loss):
                 down = float(value())
                 p.view(-1)[i] += h
             assert (up - down) / (2 * h) == pytest.approx(float(g.view(-1)[i]), rel=1e-5, abs=1e-7)
+
+
+def _train_cmcd(shard):
+    from logz.targets import GaussianMixture
+
+    target = GaussianMixture(weights=[0.4, 0.6], means=[[-1.0, 0.5], [1.5, -0.5]], covs=[[0.6, 0.8], [0.7, 0.5]])
+    out = []
+    for loss in ("vargrad", "kl"):
+        s = samplers.get("cmcd", target, shard=shard, hidden=8, layers=1, num_steps=5, batch_size=8,
+                         eval_samples=16, eval_batch_size=8, dtype=torch.float64, seed=3, loss=loss,
+                         learn_schedule=True, learn_step_size=True)
+        h = s.fit(3, progress=False)
+        est = s.estimate_log_z(16)
+        out.append((torch.tensor(h.loss), torch.cat([p.detach().flatten() for p in s.trainer.params]),
+                    (est.log_z, est.stderr, est.elbo, est.eubo)))
+    return out
+
+
+def test_two_ranks_train_cmcd_like_one_process():
+    from logz.distributed import Shard, run_local
+
+    single = _train_cmcd(Shard())
+    for rank in run_local(_train_cmcd, 2):
+        for (loss, params, est), (loss1, params1, est1) in zip(rank, single):
+            torch.testing.assert_close(loss, loss1, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(params, params1, rtol=1e-8, atol=1e-10)
+            assert est == pytest.approx(est1, rel=1e-9, abs=1e-9)
