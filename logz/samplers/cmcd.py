@@ -14,6 +14,8 @@ monotone) and the step sizes eps_k = step_size s0^2 (optionally learned per step
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Optional
 
 import torch
@@ -70,19 +72,21 @@ class CMCD(PathSampler):
     name = "cmcd"
     scheme = "euler"
     on_grid = False  # the kernels call the control as is (no recorded GridControl values)
+    losses = ("vargrad", "kl")
 
     def __init__(self, target, *, num_steps: int = 128, batch_size: int = 256, loss: str = "vargrad",
                  exploration: float = 1.0, schedule: str = "linear", learn_schedule: bool = False,
                  step_size: float = 0.01, learn_step_size: bool = False, init_std: Optional[float] = None,
-                 score_clip: float = 1e3,
-                 control: Optional[nn.Module] = None, seed: int = 0, network=None, optimiser=None,
-                 evaluation=None, placement=None, **flat):
+                 score_clip: float = 1e3, control: Optional[nn.Module] = None, seed: int = 0, network=None,
+                 optimiser=None, evaluation=None, placement=None, **flat):
         _check("loss", loss in self.losses, loss, " or ".join(map(repr, self.losses)))
         if loss != "vargrad" and exploration != 1.0:
             raise ValueError(f"exploration != 1 needs the off-policy loss 'vargrad'; {loss!r} is on-policy")
-        s0 = float(getattr(target, "init_std", 1.0) if init_std is None else init_std)
-        _check("init_std", s0 > 0, s0, "> 0 (the scale of the initial Gaussian)")
-        _check("score_clip", isinstance(score_clip, (int, float)) and score_clip > 0, score_clip, "> 0")
+        s0 = getattr(target, "init_std", 1.0) if init_std is None else init_std
+        for key, v in (("init_std", s0), ("step_size", step_size), ("score_clip", score_clip)):
+            _check(key, isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+                   v, "a finite number > 0")
+        s0 = float(s0)
         self.init_var, self.score_clip = s0 ** 2, float(score_clip)
         self.annealing = al.Annealing(num_steps, step_size * self.init_var, schedule, learn_schedule,
                                       learn_step_size)
@@ -97,8 +101,6 @@ class CMCD(PathSampler):
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
         self.annealing.to(device=self.device, dtype=self.dtype)
-
-    losses = ("vargrad", "kl")
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return ELBO() if loss == "kl" else LogVariance(LogVarianceConfig(exploration))
@@ -150,16 +152,28 @@ class CMCD(PathSampler):
                                 self.annealing.step_sizes()[k0:k1], self.init_var)
 
     @torch.no_grad()
-    def target_log_weights(self, num_samples: int) -> torch.Tensor:
-        """log w of paths drawn backwards from exact target samples through the B_k (the EUBO)."""
+    def target_log_weights(self, num_samples: int) -> Optional[torch.Tensor]:
+        """log w of paths drawn backwards from exact target samples through the B_k (the EUBO's
+        integrand), Tensor[n]; None, with a warning, when those paths leave the target's domain
+        (non-finite log p~ or score: the uncontrolled backward kernels of an untrained sampler
+        on a funnel's neck), so that the estimate itself still comes back."""
         # every rank draws the same samples and paths (eval_generator is seeded alike on all ranks)
         x = self.target.sample(num_samples, generator=_cpu_generator(self.eval_generator)).to(self.device, self.dtype)
-        terms = al.simulate(x, 0, self.num_steps, draw=gaussian_noise(self.eval_generator), backward=True,
-                            **self._kernel_args())
-        log_f, log_b = al.log_densities(terms, self.annealing.betas()[1:], self.annealing.step_sizes(),
-                                        self.init_var)
-        log_p0 = self.reference.log_marginal(terms.states[0], 0.0)
-        return self.log_reward(terms.states[-1]) - log_p0 + (log_b - log_f).sum(0)
+        try:
+            terms = al.simulate(x, 0, self.num_steps, draw=gaussian_noise(self.eval_generator), backward=True,
+                                **self._kernel_args())
+            log_f, log_b = al.log_densities(terms, self.annealing.betas()[1:], self.annealing.step_sizes(),
+                                            self.init_var)
+            log_p0 = self.reference.log_marginal(terms.states[0], 0.0)
+            log_w = self.log_reward(terms.states[-1]) - log_p0 + (log_b - log_f).sum(0)
+        except ValueError as err:
+            warnings.warn(f"{self.name}: no EUBO, the backward paths from exact samples left the target's "
+                          f"domain ({err})", RuntimeWarning, stacklevel=2)
+            return None
+        if not bool(torch.isfinite(log_w).all()):
+            warnings.warn(f"{self.name}: no EUBO, non-finite backward-path weights", RuntimeWarning, stacklevel=2)
+            return None
+        return log_w
 
 
 __all__ = ["CMCD", "WithAnnealing"]

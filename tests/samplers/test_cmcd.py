@@ -233,3 +233,14 @@ def test_two_ranks_train_cmcd_like_one_process():
             torch.testing.assert_close(loss, loss1, rtol=1e-9, atol=1e-9)
             torch.testing.assert_close(params, params1, rtol=1e-8, atol=1e-10)
             assert est == pytest.approx(est1, rel=1e-9, abs=1e-9)
+
+
+def test_eubo_is_dropped_with_a_warning_when_backward_paths_leave_the_domain(diag_gaussian):
+    class Boxed(diag_gaussian):
+        def log_prob(self, x):  # NaN outside a box: the backward kernels' big steps leave it
+            return torch.where(x.abs().amax(-1) < 3.0, super().log_prob(x), torch.full_like(x[:, 0], math.nan))
+
+    target = Boxed([0.0, 0.0], [1.0, 1.0])
+    s = samplers.get("cmcd", target, num_steps=4, batch_size=8, hidden=8, layers=1, step_size=50.0)
+    with pytest.warns(RuntimeWarning, match="no EUBO"):
+        assert s.target_log_weights(64) is None
