@@ -30,6 +30,7 @@ from torch import Tensor
 from logz.samplers import annealed_langevin as al
 from logz.samplers.smc_kernels import adapt_step_size, hmc_move, spread, systematic_resample
 from logz.sde import gaussian_noise
+from logz.targets.base import log_prob_and_grad
 
 
 class SequentialResult(NamedTuple):
@@ -119,13 +120,13 @@ def _refresh(s, x: Tensor, log_p: Tensor, log_w: Tensor, beta: Tensor, step: Ten
     var = s.init_var
 
     def terms(y: Tensor):
-        lp, g = _log_prob_and_score(s, y.reshape(-1, y.shape[-1]))
+        lp, g = log_prob_and_grad(s.target, y.reshape(-1, y.shape[-1]))
         bad = ~torch.isfinite(lp)
         return lp.masked_fill(bad, -math.inf).view(y.shape[:-1]), g.view(y.shape)
 
     log_ref = lambda y: -0.5 * y.square().sum(-1) / var  # noqa: E731  (constants cancel in MH)
     grad_ref = lambda y: -y / var  # noqa: E731
-    grad = _log_prob_and_score(s, x.reshape(-1, x.shape[-1]))[1].view(x.shape)
+    grad = log_prob_and_grad(s.target, x.reshape(-1, x.shape[-1]))[1].view(x.shape)
     b, active = beta.expand(R).to(x), torch.ones(R, dtype=torch.bool, device=x.device)
     acc_sum = x.new_zeros(R)
     for _ in range(moves):
@@ -136,12 +137,6 @@ def _refresh(s, x: Tensor, log_p: Tensor, log_w: Tensor, beta: Tensor, step: Ten
         step = adapt_step_size(step, acc, active, target_accept)
         acc_sum = acc_sum + acc
     return x, log_p, acc_sum / moves, step
-
-
-def _log_prob_and_score(s, x: Tensor) -> tuple[Tensor, Tensor]:
-    from logz.targets.base import log_prob_and_grad
-
-    return log_prob_and_grad(s.target, x)
 
 
 __all__ = ["Segment", "SequentialResult", "normalised_ess", "segment_ends", "sequential_log_z"]
