@@ -63,7 +63,9 @@ class CMCD(PathSampler):
         exploration: noise multiplier of the behaviour process ("vargrad" only).
         schedule: "linear" or "cosine" beta_k; learn_schedule: train it (monotone).
         step_size: eps_k / s0^2 (0.01); learn_step_size: train eps_k per step.
-        score_clip: the kernels clip grad log p~ elementwise to +-score_clip (1e3).
+        score_clip: the kernels clip grad log p~ elementwise to +-score_clip (None: 1 / (step_size
+            s0), so that one step's score term moves a particle by at most s0 at the initial eps;
+            without it a funnel's neck throws particles to |x| ~ 100 and training diverges).
         control: a custom u(x, t) (nn.Module) instead of the default network (``drift="nn"``:
             the Langevin term already carries the score).
         network, optimiser, evaluation, placement: ``logz.samplers.config`` groups.
@@ -77,17 +79,19 @@ class CMCD(PathSampler):
     def __init__(self, target, *, num_steps: int = 128, batch_size: int = 256, loss: str = "vargrad",
                  exploration: float = 1.0, schedule: str = "linear", learn_schedule: bool = False,
                  step_size: float = 0.01, learn_step_size: bool = False, init_std: Optional[float] = None,
-                 score_clip: float = 1e3, control: Optional[nn.Module] = None, seed: int = 0, network=None,
+                 score_clip: Optional[float] = None, control: Optional[nn.Module] = None, seed: int = 0, network=None,
                  optimiser=None, evaluation=None, placement=None, **flat):
         _check("loss", loss in self.losses, loss, " or ".join(map(repr, self.losses)))
         if loss != "vargrad" and exploration != 1.0:
             raise ValueError(f"exploration != 1 needs the off-policy loss 'vargrad'; {loss!r} is on-policy")
         s0 = getattr(target, "init_std", 1.0) if init_std is None else init_std
         for key, v in (("init_std", s0), ("step_size", step_size), ("score_clip", score_clip)):
-            _check(key, isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
-                   v, "a finite number > 0")
+            _check(key, (v is None and key == "score_clip") or (isinstance(v, (int, float)) and
+                   not isinstance(v, bool) and math.isfinite(v) and v > 0), v, "a finite number > 0")
         s0 = float(s0)
-        self.init_var, self.score_clip = s0 ** 2, float(score_clip)
+        # default: one step's score term moves a particle by at most s0 (at the initial eps)
+        self.init_var = s0 ** 2
+        self.score_clip = 1.0 / (step_size * s0) if score_clip is None else float(score_clip)
         self.annealing = al.Annealing(num_steps, step_size * self.init_var, schedule, learn_schedule,
                                       learn_step_size)
         inner = self._objective(loss, exploration)
@@ -97,7 +101,7 @@ class CMCD(PathSampler):
                  defaults=(Network(drift="nn"), None, None, None),
                  fingerprint={"schedule": schedule, "learn_schedule": bool(learn_schedule),
                               "learn_step_size": bool(learn_step_size), "step_size": float(step_size),
-                              "score_clip": float(score_clip)})
+                              "score_clip": score_clip})
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
         self.annealing.to(device=self.device, dtype=self.dtype)
@@ -111,9 +115,9 @@ class CMCD(PathSampler):
                     times=self.times if times is None else times, score=self.kernel_score, control=self.policy())
 
     def kernel_score(self, x: torch.Tensor) -> torch.Tensor:
-        """grad log p~ as the kernels use it: clipped elementwise to +-score_clip (the reference
-        code's 1e3), so a funnel's neck cannot throw a particle out; both kernels of a step use
-        the same clipped value, so the weights stay exact."""
+        """grad log p~ as the kernels use it: clipped elementwise to +-score_clip (as the reference
+        code's ``stable_langevin``, there at 1e3), so a funnel's neck cannot throw a particle out;
+        both kernels of a step use the same clipped value, so the weights stay exact."""
         return self.score(x).clamp(-self.score_clip, self.score_clip)
 
     def _simulate(self, x0, times, generator, record_controls, *, keep_path: bool = True,

@@ -119,10 +119,14 @@ def _refresh(s, x: Tensor, log_p: Tensor, log_w: Tensor, beta: Tensor, step: Ten
     R = x.shape[0]
     var = s.init_var
 
-    def terms(y: Tensor):
-        lp, g = log_prob_and_grad(s.target, y.reshape(-1, y.shape[-1]))
-        bad = ~torch.isfinite(lp)
-        return lp.masked_fill(bad, -math.inf).view(y.shape[:-1]), g.view(y.shape)
+    def terms(y: Tensor):  # a proposal outside the target's domain is rejected, not an error
+        with torch.enable_grad():
+            flat = y.reshape(-1, y.shape[-1]).detach().requires_grad_(True)
+            lp = s.target.log_prob(flat)
+            g = torch.autograd.grad(lp.sum(), flat)[0]
+        ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
+        return (torch.where(ok, lp.detach(), -math.inf).view(y.shape[:-1]),
+                torch.where(ok[:, None], g, 0.0).view(y.shape))
 
     log_ref = lambda y: -0.5 * y.square().sum(-1) / var  # noqa: E731  (constants cancel in MH)
     grad_ref = lambda y: -y / var  # noqa: E731

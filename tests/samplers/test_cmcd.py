@@ -33,7 +33,7 @@ class LinearControl(nn.Module):
 
 
 def _langevin(s, x, beta):
-    return (1 - beta) * (-x / s.init_var) + beta * log_prob_and_grad(s.target, x)[1]
+    return (1 - beta) * (-x / s.init_var) + beta * log_prob_and_grad(s.target, x)[1].clamp(-s.score_clip, s.score_clip)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
