@@ -48,7 +48,8 @@ class SCLD(CMCD):
         self.ends = segment_ends(self.num_steps, segments)
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
         self.replicates = int(replicates)
-        self.fingerprint.update(segments=int(segments))
+        for fp in (self.fingerprint, self.trainer.fingerprint):  # checkpoints must match these too
+            fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)

@@ -82,3 +82,13 @@ def test_segments_and_ess_helpers():
     torch.testing.assert_close(normalised_ess(uniform), torch.ones(2))
     one = torch.tensor([[0.0, -math.inf, -math.inf]])
     torch.testing.assert_close(normalised_ess(one), torch.tensor([1 / 3]))
+
+
+def test_a_checkpoint_names_its_segments(diag_gaussian, tmp_path):
+    target = diag_gaussian([0.0, 0.0], [1.0, 1.0])
+    kw = dict(num_steps=4, batch_size=8, hidden=8, layers=1)
+    s = samplers.get("scld", target, segments=4, **kw)
+    s.fit(1, progress=False)
+    s.save(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="segments"):
+        samplers.get("scld", target, segments=2, **kw).load(tmp_path / "c.pt")
