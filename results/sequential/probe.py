@@ -1,8 +1,9 @@
-"""Short CMCD / SCLD probe on Funnel-10 (one seed; NOT the issue's reference budget).
+"""Short CMCD / SCLD probe on one target (one seed; NOT the issue's reference budget).
 
-Run from the repository root:
-    OMP_NUM_THREADS=1 PYTHONPATH=. python results/sequential/funnel_probe.py > results/sequential/funnel_probe.log
+Run from the repository root (TARGET: funnel, gmm9, ...):
+    OMP_NUM_THREADS=1 PYTHONPATH=. python results/sequential/probe.py TARGET > results/sequential/TARGET_probe.log
 """
+import sys
 import time
 
 import torch
@@ -15,8 +16,8 @@ CONFIGS = [("cmcd", dict(loss="vargrad")), ("scld", dict(loss="subtraj")),
            ("scld", dict(loss="subtraj", mcmc_steps=2))]
 
 torch.manual_seed(0)
-target = targets.get("funnel")
-print(f"target funnel dim={target.dim} log_Z={target.log_Z} init_std={target.init_std}")
+target = targets.get(sys.argv[1])
+print(f"target {sys.argv[1]} dim={target.dim} log_Z={target.log_Z} init_std={target.init_std}")
 for name, opts in CONFIGS:
     s = samplers.get(name, target, **COMMON, **opts)
     t0 = time.time()
