@@ -92,3 +92,18 @@ def test_a_checkpoint_names_its_segments(diag_gaussian, tmp_path):
     s.save(tmp_path / "c.pt")
     with pytest.raises(ValueError, match="segments"):
         samplers.get("scld", target, segments=2, **kw).load(tmp_path / "c.pt")
+
+
+def test_short_training_on_gmm9_reaches_log_z_within_its_standard_error():
+    from logz import targets
+    from logz.samplers.cmcd import CMCD
+
+    target = targets.get("gmm9")
+    s = samplers.get("scld", target, num_steps=32, batch_size=64, hidden=32, layers=2, seed=0, lr=3e-3,
+                     eval_batch_size=1000)
+    before = CMCD.estimate_log_z(s, 2000)
+    s.fit(100, progress=False)
+    after, seq = CMCD.estimate_log_z(s, 2000), s.estimate_log_z(2000)
+    assert after.elbo > before.elbo + 0.1, (before.elbo, after.elbo)  # ~5 x the ELBOs' SE (sd(log w) / sqrt(2000))
+    for est in (after, seq):  # importance sampling and the sequential estimate
+        assert abs(est.log_z - target.log_Z) < 4 * est.stderr, (est.log_z, est.stderr)
