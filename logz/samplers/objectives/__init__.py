@@ -11,6 +11,8 @@ calls: simulate, score, report.
 - ``db``: detailed balance with the learned log-flow;
 - ``subtb``: sub-trajectory balance with the learned log-flow (DGFS);
 - ``adjoint_matching``: reciprocal adjoint matching (Adjoint Sampling).
+- ``elbo``: KL as -mean log w through the paths (CMCD, whose weight has no control-cost form);
+- ``sub_log_variance``: SCLD's per-segment log-variance on the sequential process's sub-trajectories.
 """
 
 from __future__ import annotations
