@@ -65,3 +65,15 @@ def test_check_reports_disagreement_in_standard_errors(one_mode_sampler, capsys)
     assert main(["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "400", "--quiet",
                  "--check"]) == 0
     assert "combined standard errors" in capsys.readouterr().out
+
+
+def test_uncalibrated_sampler_says_no_study_backs_its_error_bar(capsys):
+    assert main(["run", "--target", "gaussian", "--sampler", "pis", "--iterations", "2", "--num-samples", "400",
+                 "--config", "num_steps=4", "batch_size=16", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no calibration study backs pis's error bar" in out and "calibrated at defaults" not in out
+
+
+def test_json_record_names_the_calibration_study(capsys):
+    assert main(["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "400", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["calibration"] == "results/calibration"

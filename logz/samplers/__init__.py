@@ -33,6 +33,9 @@ class Entry:
             objectives: dt, lr_policy, lr_flow), "adjoint" or "classical": which budget
             settings apply (``logz.bench.budgets``).
         defaults: configuration applied before the caller's.
+        calibration: where the study lives that supports this sampler's error bar at its
+            defaults (z-scores over many seeds, ``logz calibrate``), or None: its estimates
+            then say that no study backs their error bar.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Entry:
     variant_of: Optional[str] = None
     family: Optional[str] = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Optional[str] = None
 
     def resolve(self) -> Callable[..., Any]:
         """The factory itself (a "module:attribute" string is imported here)."""
@@ -77,7 +81,7 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
           description="Controlled Monte Carlo Diffusions: annealed Langevin + learned control, log-variance or KL"),
     Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path",
           description="Sequential Controlled Langevin Diffusions: CMCD's path with resampling (+MALA) in the estimate"),
-    Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical",
+    Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
     Entry("ais", "logz.samplers.smc:AIS", "classical", family="classical",
           description="annealed importance sampling: SMC's ladder and moves without resampling (baseline)"),

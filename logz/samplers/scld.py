@@ -63,7 +63,7 @@ class SCLD(CMCD):
                                     resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
                                     generator=self.eval_generator)
 
-    def estimate_log_z(self, num_samples: int = 2000, progress: bool = False) -> LogZEstimate:
+    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """log Z^ = log mean over replicates of Z^_r, its standard error from their spread
         (Bessel-corrected), ELBO = mean log Z^_r, ESS of the pooled final weights."""
         result = self.run(num_samples)

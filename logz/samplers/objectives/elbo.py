@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from logz.samplers import losses
 from logz.samplers._common import _log_mean_exp
 from logz.samplers.objectives import Objective
 from logz.samplers.objectives.kl import KLInfo
@@ -40,7 +41,7 @@ class ELBO(Objective):
         log_w = s.shard.gather(log_w)  # every rank computes the global loss (logz.distributed)
         loss = -log_w.mean()
         log_w = log_w.detach()
-        return loss / s.dim, KLInfo(_log_mean_exp(log_w), log_w.mean())
+        return loss / s.dim, KLInfo(_log_mean_exp(log_w), log_w.mean(), losses.zero_density_fraction(log_w))
 
 
 __all__ = ["ELBO", "ELBOConfig"]

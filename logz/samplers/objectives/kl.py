@@ -43,7 +43,7 @@ class KLBatch(NamedTuple):
 class KLInfo(NamedTuple):
     log_z: Tensor     # importance-weighted log Z of the batch (progress bar, history)
     elbo: Tensor      # mean log w of the batch
-    zero_density: Tensor  # share of paths ending where log p~ = -inf (left out of the loss)
+    zero_density: Optional[Tensor] = None  # share of paths ending where log p~ = -inf (left out of the loss)
 
 
 class KL(Objective):
