@@ -18,6 +18,19 @@ v is the conditional velocity alpha' x1 + sigma' x0 of the path (training from s
 the paper) or a teacher's velocity v(x_s, s) (distillation). A fraction ``flow_fraction`` of
 pairs has s = t, where the target is v itself (plain flow matching; the paper's best setting
 keeps 75% of such pairs). Times are uniform here (the paper uses a logit-normal law).
+
+Two variants are options of ``MeanFlow``:
+
+* Modular MeanFlow (You, Liu and He, arXiv 2508.17426): the target's total derivative enters as
+  SG_lambda(z) = lambda z + (1 - lambda) sg(z), so ``grad_modulation`` lambda = 0 is MeanFlow's
+  stopped gradient and lambda = 1 differentiates through the target; ``modulation_warmup`` W
+  raises lambda linearly from 0 to its value over the first W iterations (the paper's curriculum
+  from coarse supervision to full gradients). lambda changes gradients only, never the loss value.
+* Decoupled MeanFlow (Lee, Yu and Shin, arXiv 2510.24474): ``DecoupledFlowMap`` u(x, s, t) =
+  g(f(x, s), t), the encoder f sees the start time, the decoder g the end time, so u(x, t, t) is a
+  velocity network v(x, t) and a flow-matching model becomes a flow map without new weights
+  (``DecoupledMLP``: an MLP with time features at every layer, trainable by ``FlowMatching`` as
+  v(x, t) and fine-tuned here with ``net=``).
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from logz.training import History, Trainer
 
 Velocity = Callable[[Tensor, Tensor], Tensor]
 
-__all__ = ["AverageVelocityMLP", "MeanFlow"]
+__all__ = ["AverageVelocityMLP", "DecoupledFlowMap", "DecoupledMLP", "MeanFlow"]
 
 
 class AverageVelocityMLP(nn.Module):
@@ -59,6 +72,55 @@ class AverageVelocityMLP(nn.Module):
         return self.out(self.body(torch.cat([x, fs, fd], dim=-1)))
 
 
+class DecoupledFlowMap(nn.Module):
+    """u(x, s, t) = decoder(encoder(x, s), t) (Decoupled MeanFlow, arXiv 2510.24474).
+
+    encoder(x: Tensor[B, d], s) -> Tensor[B, h] sees only the start time s; decoder(h, t) ->
+    Tensor[B, d] only the end time t. Called with one time, ``forward(x, t)`` is the velocity
+    u(x, t, t) = v(x, t): the same weights are a flow-matching model and a flow map."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: Tensor, s: Tensor, t: Optional[Tensor] = None) -> Tensor:
+        return self.decoder(self.encoder(x, s), s if t is None else t)
+
+
+class _TimedMLP(nn.Module):
+    """Layers Linear([h, features(t)]) -> SiLU: the time enters every layer (as in a DiT's adaLN
+    blocks), so a later block can be conditioned on another time than an earlier one."""
+
+    def __init__(self, width: int, hidden: int, depth: int, num_freqs: int, out: Optional[int] = None):
+        super().__init__()
+        self.time = TimeFeatures(num_freqs)
+        self.layers = nn.ModuleList()
+        for _ in range(depth):
+            self.layers.append(nn.Linear(width + self.time.out_dim, hidden))
+            width = hidden
+        self.out = None if out is None else nn.Linear(width, out)
+
+    def forward(self, h: Tensor, t: Tensor) -> Tensor:
+        ft = self.time(torch.as_tensor(t, dtype=h.dtype), h.shape[0]).to(h.dtype)
+        for layer in self.layers:
+            h = nn.functional.silu(layer(torch.cat([h, ft], dim=-1)))
+        return h if self.out is None else self.out(h)
+
+
+class DecoupledMLP(DecoupledFlowMap):
+    """``DecoupledFlowMap`` of two MLPs with time features at every layer: ``depth`` hidden layers,
+    the last ``decoder_depth`` of them (and the output layer) conditioned on the end time.
+    x: Tensor[B, d]; s, t: 0-dim or Tensor[B]."""
+
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, decoder_depth: int = 1,
+                 num_freqs: int = 0):
+        if not 0 <= decoder_depth < depth:
+            raise ValueError(f"decoder_depth must be in [0, depth), got {decoder_depth} with depth {depth}")
+        super().__init__(_TimedMLP(int(dim), hidden, depth - decoder_depth, num_freqs),
+                         _TimedMLP(hidden, hidden, decoder_depth, num_freqs, out=int(dim)))
+        self.dim = int(dim)
+
+
 class MeanFlow:
     """Average-velocity model u(x, s, t), trained with the MeanFlow identity, sampled in few steps.
 
@@ -73,13 +135,16 @@ class MeanFlow:
             Gaussian, distilled, 1500 iterations: 1-step W2 0.06 with 0 frequencies, 0.22 with 1;
             0.47 with 4 after 3000).
         adaptive_p: power p of the adaptive loss weight 1 / (|delta|^2 + 1e-3)^p (0: plain L2).
+        grad_modulation: Modular MeanFlow's lambda in [0, 1] (0: MeanFlow's stopped gradient).
+        modulation_warmup: iterations over which lambda rises linearly from 0 (0: constant).
         lr, batch_size, seed, dtype: training set-up (Adam via the shared ``Trainer``).
     """
 
     def __init__(self, dim: Optional[int] = None, net: Optional[nn.Module] = None, *, hidden: int = 128,
                  depth: int = 3, num_freqs: int = 0, interpolant: Union[str, Interpolant] = "linear",
                  teacher: Optional[Velocity] = None, flow_fraction: float = 0.75,
-                 adaptive_p: float = 1.0, lr: float = 1e-3,
+                 adaptive_p: float = 1.0, grad_modulation: float = 0.0, modulation_warmup: int = 0,
+                 lr: float = 1e-3,
                  batch_size: int = 256, seed: int = 0, dtype: torch.dtype = torch.float32):
         if not 0.0 <= flow_fraction <= 1.0:
             raise ValueError(f"flow_fraction must be in [0, 1], got {flow_fraction}")
@@ -89,6 +154,12 @@ class MeanFlow:
         if not adaptive_p >= 0:
             raise ValueError(f"adaptive_p must be >= 0, got {adaptive_p}")
         self.adaptive_p = float(adaptive_p)
+        if not 0.0 <= grad_modulation <= 1.0:
+            raise ValueError(f"grad_modulation must be in [0, 1], got {grad_modulation}")
+        if isinstance(modulation_warmup, bool) or int(modulation_warmup) != modulation_warmup \
+                or modulation_warmup < 0:
+            raise ValueError(f"modulation_warmup must be a non-negative integer, got {modulation_warmup!r}")
+        self.grad_modulation, self.modulation_warmup = float(grad_modulation), int(modulation_warmup)
         self.flow_fraction, self.lr, self.batch_size = float(flow_fraction), float(lr), int(batch_size)
         self.seed, self.dtype = int(seed), dtype
         self.history = History()
@@ -112,14 +183,25 @@ class MeanFlow:
         same = torch.rand(n, generator=g) < self.flow_fraction
         return torch.where(same, t, s), t
 
-    def loss(self, x0: Tensor, x1: Tensor, s: Tensor, t: Tensor) -> Tensor:
-        """The MeanFlow regression loss on one batch (noise x0, data x1, times s <= t)."""
+    def modulation(self, iteration: int) -> float:
+        """Modular MeanFlow's lambda at a training iteration (the linear warm-up curriculum)."""
+        if self.modulation_warmup == 0:
+            return self.grad_modulation
+        return self.grad_modulation * min(1.0, iteration / self.modulation_warmup)
+
+    def loss(self, x0: Tensor, x1: Tensor, s: Tensor, t: Tensor, lam: Optional[float] = None) -> Tensor:
+        """The MeanFlow regression loss on one batch (noise x0, data x1, times s <= t); ``lam``
+        the gradient modulation (default ``grad_modulation``)."""
+        lam = self.grad_modulation if lam is None else float(lam)
         xs, v = self.path.pair(x0, x1, s)
         if self.teacher is not None:
             with torch.no_grad():
                 v = self.teacher(xs, s)
         u, du_ds = torch.func.jvp(self.net, (xs, s, t), (v, torch.ones_like(s), torch.zeros_like(t)))
-        target = (v + (t - s)[:, None] * du_ds).detach()
+        if lam != 0.0:  # SG_lambda(z) = lambda z + (1 - lambda) sg(z): same value, modulated gradient
+            du_ds = lam * du_ds + (1.0 - lam) * du_ds.detach()
+        target = v + (t - s)[:, None] * du_ds
+        target = target.detach() if lam == 0.0 else target
         sq = (u - target).pow(2).sum(-1)
         if self.adaptive_p == 0:
             return sq.mean()
@@ -144,7 +226,7 @@ class MeanFlow:
                 x1 = draw(self.batch_size, g)
                 x0 = torch.randn(x1.shape, generator=g, dtype=self.dtype)
                 s, t = self._times(x1.shape[0], g)
-                return {"loss": self.loss(x0, x1, s, t)}
+                return {"loss": self.loss(x0, x1, s, t, self.modulation(it))}
 
             self._trainer = Trainer({"net": self.net}, step, lr=self.lr, grad_clip=1.0,
                                     generators={"data": g}, name="meanflow",
