@@ -41,9 +41,9 @@ def test_both_variants_vanish_at_the_closed_form_average_velocity(name):
     exact = DecoupledFlowMap(StartTimeEncoder(), ExactDecoder(flow))
     teacher = lambda x, s: exact(x, s)          # one time: the velocity u(x, s, s) = v(x, s)
     mf = MeanFlow(3, net=exact, teacher=teacher, interpolant=name, dtype=torch.float64, adaptive_p=0.0)
-    x0, x1, s, t = batch(flow, mf)
+    x0, x1, s, t = batch(flow, mf, 12)
     assert bool((s < t).any())
-    for lam in (0.0, 0.5, 1.0):
+    for lam in (0.0, 1.0):
         assert float(mf.loss(x0, x1, s, t, lam)) < 1e-20
     mf.net = lambda x, s_, t_: flow.average_velocity(x, s_, s_)     # the instantaneous velocity: wrong
     assert float(mf.loss(x0, x1, s, t, 1.0)) > 1e-3
