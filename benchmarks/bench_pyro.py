@@ -77,6 +77,8 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    from logz.samplers.smc import replicates_for
+
     torch.set_num_threads(1)
     X, y, exact = problem()
     load = os.getloadavg()[0]
@@ -111,7 +113,7 @@ def main() -> None:
         f"| Pyro's potential row by row (the old fallback) | {1e3 * per_row:.2f} ms per row = "
         f"{ROWS * per_row:.2f} s per {ROWS} rows |",
         "",
-        f"SMC (default configuration: float64, 8 replicates, {ROWS} particles), exact log Z = {exact:.4f}:",
+        f"SMC (default configuration: float64, {replicates_for(ROWS)} replicates, {ROWS} particles), exact log Z = {exact:.4f}:",
         "",
         "| seed | log Z | SE | error / SE | wall | CPU | temperatures | kernel |",
         "|---|---|---|---|---|---|---|---|",
