@@ -12,10 +12,11 @@ estimate from the batch, shown on the progress bar). ``Trainer`` does the rest:
 - the loop ``fit(iterations)`` with a tqdm progress bar (loss, running log Z);
 - a ``History`` of losses, gradient norms, metrics and periodic ``LogZEstimate``s;
 - ``save(path)`` / ``load(path)`` checkpoints (state dicts, optimizer, RNG states,
-  iteration, history, a fingerprint of the configuration: tensors and plain data only, read
-  back by ``read_checkpoint`` with ``torch.load(weights_only=True)``, so loading a file never
-  runs code from it): a ``fit`` resumed from a checkpoint continues bit-identically to an
-  uninterrupted run on CPU;
+  iteration, history, a fingerprint of the configuration: tensors and plain data only,
+  written atomically by ``write_checkpoint``, read back by ``read_checkpoint`` with
+  ``torch.load(weights_only=True)`` so loading a file never runs code from it, matched to the
+  trainer by ``check_checkpoint``): a ``fit`` resumed from a checkpoint continues
+  bit-identically to an uninterrupted run on CPU;
 - invalid values: a ``ValueError`` from the step (e.g. a target returning NaN, see
   ``logz.targets.base.checked_log_prob``), a non-finite loss or gradient stops training
   with a ``TrainingError`` naming the iteration; no update is applied and the last
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from logz.samplers.estimators import LogZEstimate
 
 __all__ = ["CHECKPOINT_FORMAT", "History", "SCHEDULES", "Step", "Trainer", "TrainingError",
-           "cosine_schedule", "make_schedule", "read_checkpoint"]
+           "check_checkpoint", "cosine_schedule", "make_schedule", "read_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_FORMAT = "logz-trainer/1"
 Step = Callable[[int], Mapping[str, Tensor]]
@@ -148,6 +149,59 @@ def read_checkpoint(path) -> dict:
                          f"({type(err).__name__}: {str(err)[:200]})") from err
 
 
+def write_checkpoint(state: Mapping[str, Any], path) -> None:
+    """Write ``state`` (tensors and plain data) to ``path`` atomically: a crash mid-write leaves
+    the old file intact."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def check_checkpoint(state: Mapping[str, Any], *, name: str, fingerprint: Mapping[str, Any],
+                     modules: Mapping[str, Any], generators: Mapping[str, Any],
+                     source: str = "checkpoint") -> None:
+    """ValueError naming the mismatch unless ``state`` is a ``CHECKPOINT_FORMAT`` checkpoint
+    written by ``name`` with this ``fingerprint`` and the same module and generator names."""
+    if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{source} is not a {CHECKPOINT_FORMAT} checkpoint")
+    if state.get("name") != name:
+        raise ValueError(f"{source} was written by {state.get('name')!r}, not {name!r}")
+    theirs = state.get("fingerprint", {})
+    diff = {k: (theirs.get(k), v) for k, v in fingerprint.items() if theirs.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs this {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"{source} does not match this {name} configuration ({detail})")
+    if set(state["modules"]) != set(modules) or set(state["generators"]) != set(generators):
+        raise ValueError(f"{source} holds modules {sorted(state['modules'])} and generators "
+                         f"{sorted(state['generators'])}; expected {sorted(modules)} and "
+                         f"{sorted(generators)}")
+
+
+def _adam(modules: Mapping[str, nn.Module], lr, weight_decay: float, betas, name: str
+          ) -> tuple[torch.optim.Adam, list, list[float]]:
+    """Adam over the trainable parameters of ``modules``, one parameter group (and learning
+    rate) per module. Returns (optimizer, all trainable parameters, base learning rates);
+    ValueError on a bad rate, decay or betas, or no trainable parameter."""
+    lrs = dict(lr) if isinstance(lr, Mapping) else {k: lr for k in modules}
+    if set(lrs) != set(modules):
+        raise ValueError(f"lr must give one rate per module {sorted(modules)}, got {sorted(lrs)}")
+    for k, v in lrs.items():
+        if not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"learning rate for {k!r} must be > 0, got {v!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if len(tuple(betas)) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{name}: the trained modules {sorted(modules)} have no trainable parameters")
+    groups = [{"params": [p for p in m.parameters() if p.requires_grad], "lr": float(lrs[k]), "name": k}
+              for k, m in modules.items()]
+    optimizer = torch.optim.Adam(groups, weight_decay=weight_decay, betas=tuple(betas))
+    return optimizer, params, [float(lrs[k]) for k in modules]
+
+
 def _positive_int_or_none(name: str, v) -> Optional[int]:
     if v is None:
         return None
@@ -191,33 +245,17 @@ class Trainer:
                  fingerprint: Optional[Mapping[str, Any]] = None, name: str = "sampler",
                  extra_state: Optional[Callable[[], dict]] = None,
                  load_extra_state: Optional[Callable[[dict], None]] = None, shard: Shard = SINGLE):
-        lrs = dict(lr) if isinstance(lr, Mapping) else {k: lr for k in modules}
-        if set(lrs) != set(modules):
-            raise ValueError(f"lr must give one rate per module {sorted(modules)}, got {sorted(lrs)}")
-        for k, v in lrs.items():
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"learning rate for {k!r} must be > 0, got {v!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        if len(tuple(betas)) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        self.modules = dict(modules)
+        self.optimizer, self.params, self.base_lrs = _adam(self.modules, lr, weight_decay, betas, name)
         self.checkpoint_every = _positive_int_or_none("checkpoint_every", checkpoint_every)
         self.eval_every = _positive_int_or_none("eval_every", eval_every)
         if self.checkpoint_every and not checkpoint_path:
             raise ValueError("checkpoint_every needs a checkpoint_path")
         if self.eval_every and evaluate is None:
             raise ValueError("eval_every needs an evaluate function")
-        self.modules = dict(modules)
         self.step = step
-        self.params = [p for m in self.modules.values() for p in m.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in m.parameters() if p.requires_grad], "lr": float(lrs[k]), "name": k}
-                  for k, m in self.modules.items()]
-        self.base_lrs = [float(lrs[k]) for k in self.modules]
-        if not self.params:
-            raise ValueError(f"{name}: the trained modules {sorted(self.modules)} have no trainable parameters")
-        self.optimizer = torch.optim.Adam(groups, weight_decay=weight_decay, betas=tuple(betas))
         self.grad_clip = grad_clip
         self.lr_schedule = make_schedule(lr_schedule)
         self.generators = dict(generators or {})
@@ -340,9 +378,7 @@ class Trainer:
         Distributed: rank 0 writes (the state is the same on every rank)."""
         path = os.fspath(path)
         if self.shard.is_main:
-            tmp = f"{path}.tmp-{os.getpid()}"
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
+            write_checkpoint(self.state_dict(), path)
         self.last_checkpoint = (self.iteration, path)
 
     def load(self, path: str) -> None:
@@ -354,19 +390,8 @@ class Trainer:
         self.last_checkpoint = (self.iteration, path)
 
     def load_state_dict(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{source} is not a {CHECKPOINT_FORMAT} checkpoint")
-        if state.get("name") != self.name:
-            raise ValueError(f"{source} was written by {state.get('name')!r}, not {self.name!r}")
-        theirs = state.get("fingerprint", {})
-        diff = {k: (theirs.get(k), v) for k, v in self.fingerprint.items() if theirs.get(k) != v}
-        if diff:
-            detail = ", ".join(f"{k}: checkpoint {a!r} vs this {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"{source} does not match this {self.name} configuration ({detail})")
-        if set(state["modules"]) != set(self.modules) or set(state["generators"]) != set(self.generators):
-            raise ValueError(f"{source} holds modules {sorted(state['modules'])} and generators "
-                             f"{sorted(state['generators'])}; expected {sorted(self.modules)} and "
-                             f"{sorted(self.generators)}")
+        check_checkpoint(state, name=self.name, fingerprint=self.fingerprint, modules=self.modules,
+                         generators=self.generators, source=source)
         try:
             for k, m in self.modules.items():
                 m.load_state_dict(state["modules"][k])

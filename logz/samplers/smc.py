@@ -12,39 +12,30 @@ Gaussian / Student-t mixture reference (beta = 0) to the target (beta = 1):
 
 Why: a geometric path from any bounded reference empties narrow high-density regions (a
 funnel's neck) at intermediate beta and refills them only near beta = 1; reweighting can only
-remove mass, moves create it, so what the kernel cannot carry there in time is missing from the
-incremental weights. Hence a kernel whose scale follows each particle (Newton-Gibbs, see
-``smc_kernels.gibbs_sweep``), MCMC work tied to the path rather than to the CESS ladder (see
-``_num_moves``), and heavy reference tails (with a Gaussian reference p~/ref has infinite
-variance on heavier-tailed targets). The variants measured and dropped on the way are in
-``docs/smc.md``.
+remove mass, moves create it. Hence a kernel whose scale follows each particle (Newton-Gibbs),
+MCMC work tied to the path (``smc_moves``), heavy reference tails (``smc_reference``). The
+variants measured and dropped on the way are in ``docs/smc.md``. This module is the algorithm;
+``smc_kernels`` holds the MCMC kernels, tempering and resampling steps.
 
-The SMC estimate Z^ is unbiased but a single run carries no simple error bar, so
-``num_replicates`` (default ``replicates_for(num_samples)``) independent runs (batched: one
-tensor [R, N, dim]) are combined:
-log Z = log mean_r Z^_r, with a delta-method standard error from their spread, and
-ELBO = mean_r log Z^_r (a lower bound on log Z in expectation, by Jensen). Many small
-replicates (40 x 50 particles at n = 2000) make the spread a good variance estimate; their
+The estimate combines ``num_replicates`` independent runs, batched as one tensor [R, N, dim]
+(``smc_result``: why many small replicates, how they give log Z and its error bar); their
 temperatures, move scales and step sizes are adapted from all replicates together
-(``pooled_adaptation``), so no 50-particle run is biased by adapting to itself. Calibration
-over 50 seeds per target: results/calibration/ and docs/error_bars.md.
+(``pooled_adaptation``), so no small run is biased by adapting to itself.
 
-Distributed (``shard``, see ``logz.distributed``): particles are sharded along N, each rank
-holding N / world_size particles of every replicate, with per-particle noise from the global
-draw (``Shard.randn``), so a run on any number of ranks equals the one-process run with the
-same seed and total particles, up to float round-off. The log-weights are kept GLOBAL on every
-rank ([R, N], all-gathering the incremental log-likelihoods once per temperature), so
-tempering, ESS, log Z and the resampling indices are computed identically everywhere;
-resampling all-gathers the resampling replicates' particles (with their cached log-densities
-and gradients) and each rank takes its rows; the spread and the acceptance rates are summed
-over ranks. Target calls run under ``Shard.guard``: a failure on one rank raises on all.
+Distributed (``shard``, see ``logz.distributed``): each rank holds N / world_size particles of
+every replicate, with per-particle noise from the global draw (``Shard.randn``), so a run on any
+number of ranks equals the one-process run with the same seed, up to float round-off. The
+log-weights [R, N] are GLOBAL on every rank (the incremental log-likelihoods are all-gathered
+once per temperature), so tempering, ESS, log Z and resampling indices agree everywhere;
+resampling all-gathers the resampled replicates' particles (with cached log-densities and
+gradients) and each rank takes its rows; spread and acceptance are summed over ranks. Target
+calls run under ``Shard.guard``: a failure on one rank raises on all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -54,78 +45,18 @@ from tqdm.auto import tqdm
 from logz.distributed import Shard, resolve
 from logz.samplers._common import progress_disabled
 from logz.samplers.training import History
-from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z,
-                                      effective_sample_size, reliability, warn_once)
-from logz.samplers.smc_kernels import (adapt_step_size, exchange, gibbs_sweep, global_draw,
-                                       hmc_move, next_delta, rank_mean, spread,
-                                       systematic_resample)
-from logz.targets.base import check_input, checked_log_prob, log_prob_and_grad, target_name
+from logz.samplers.estimators import LogZEstimate
+from logz.samplers.smc_kernels import exchange, next_delta, systematic_resample
+from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves, target_terms
+from logz.samplers.smc_reference import DefensiveReference
+from logz.samplers.smc_result import (MAX_REPLICATES, MIN_REPLICATE_PARTICLES, REPLICATE_ESS_MIN,
+                                      SMCResult, combine_replicates, eve_relative_variance,
+                                      replicates_for)
+from logz.targets.base import check_input, target_name
 
-#: kernel="auto": Newton-Gibbs up to this dimension (a sweep costs 2 batched target calls,
-#: 5N rows, per coordinate), HMC above (``leapfrog_steps`` gradient calls per move).
-GIBBS_MAX_DIM = 16
-#: default replicates: as many as MAX_REPLICATES, each of at least MIN_REPLICATE_PARTICLES
-#: particles (see ``replicates_for`` and docs/error_bars.md for the measurement behind them).
-MAX_REPLICATES, MIN_REPLICATE_PARTICLES = 40, 50
-#: the estimate is flagged unreliable when the normalized ESS of the R replicate estimates
-#: Z^_r falls below this (their relative spread above 1: one or two replicates carry it).
-REPLICATE_ESS_MIN = 0.5
-#: default moves_per_beta: Newton-Gibbs sweeps / HMC moves per unit of beta. Doubled (Gibbs) and
-#: quadrupled (HMC) from 200 / 40 when the calibration studies showed a lag the replicates'
-#: spread cannot see: the pooled estimate of 960 Funnel-10 replicates sat 2 SE below log Z, and
-#: on a 20-D Gaussian of condition number 100 HMC at 40 moves gave log Z^ -0.10 (mean z -2.2,
-#: 21 seeds); see docs/error_bars.md and results/calibration/.
-DEFAULT_MOVES_PER_BETA = {"gibbs": 400.0, "hmc": 160.0, "mala": 160.0}
-
-
-def replicates_for(num_samples: int) -> int:
-    """Default number of replicates for ``num_samples`` particles in all: min(MAX_REPLICATES,
-    num_samples // MIN_REPLICATE_PARTICLES), at least 2 (2000 particles: 40 runs of 50).
-
-    Why many small runs rather than a few big ones: the error bar is the spread of the R
-    replicate estimates Z^_r, whose distribution is right-skewed (the unbiased Z^_r is mostly
-    a little low, sometimes high). With R = 8 the spread is a noisy variance estimate that is
-    small exactly when the estimate is low, so z-scores came out too wide and shifted down
-    (Funnel-10, 30 seeds: mean z -0.94, 73% within 2 SE); more replicates at the same total
-    cost average over the skew and estimate the variance with R - 1 degrees of freedom."""
-    return max(2, min(MAX_REPLICATES, int(num_samples) // MIN_REPLICATE_PARTICLES))
-
-
-@dataclass
-class SMCResult:
-    """One batched SMC run. R replicates of N particles in dimension d.
-
-    Distributed, ``particles`` and ``log_weights`` are this rank's shard (N_local = N /
-    world_size rows of each replicate, rank order); everything else is global and identical
-    on every rank.
-
-    Attributes:
-        particles: Tensor[R, N, d] final particles (this rank's: [R, N_local, d]).
-        log_weights: Tensor[R, N] final normalized log-weights (logsumexp = 0 per replicate
-            over all ranks' particles; this rank's: [R, N_local]).
-        log_z: Tensor[R] log Z^ of each replicate (global).
-        betas: list of Tensor[R], the temperature ladder (replicates may differ).
-        acceptance: list of Tensor[R], mean MCMC acceptance per temperature.
-        step_sizes: list of Tensor[R], HMC step size per temperature.
-        num_resamples: Tensor[R] how often each replicate resampled.
-        moves: list of Tensor[R], MCMC moves (sweeps) per temperature.
-        eve: LongTensor[R, N] (global), each final particle's ancestor among the initial
-            draws: the genealogy the single-run variance estimator needs (``eve_relative_variance``).
-    """
-
-    particles: Tensor
-    log_weights: Tensor
-    log_z: Tensor
-    betas: list = field(default_factory=list)
-    acceptance: list = field(default_factory=list)
-    step_sizes: list = field(default_factory=list)
-    num_resamples: Optional[Tensor] = None
-    moves: list = field(default_factory=list)
-    eve: Optional[Tensor] = None
-
-    @property
-    def num_temperatures(self) -> int:
-        return len(self.betas)
+__all__ = ["AIS", "DEFAULT_MOVES_PER_BETA", "GIBBS_MAX_DIM", "MAX_REPLICATES",
+           "MIN_REPLICATE_PARTICLES", "REPLICATE_ESS_MIN", "SMC", "SMCResult",
+           "eve_relative_variance", "replicates_for", "systematic_resample"]
 
 
 class SMC:
@@ -135,10 +66,7 @@ class SMC:
         target: any object with ``dim`` and ``log_prob`` (differentiable).
         init_std: reference scale s; default the target's ``init_std`` hint, else 1.
         reference_df, reference_mix: the reference is the defensive mixture
-            (1 - mix) N(0, s^2 I) + mix t_df(0, s^2 I) (Hesterberg 1995): the t component keeps
-            the weights' variance finite on heavier-tailed targets (p~/N(0, s^2) has infinite
-            variance on Funnel-10), the Gaussian keeps near-Gaussian targets nearly exact
-            (a pure t_3 reference multiplied the error of log Z^ by ~3 on them).
+            (1 - mix) N(0, s^2 I) + mix t_df(0, s^2 I), see ``smc_reference`` for why.
             ``reference_df = math.inf`` or ``mix = 0``: Gaussian; ``mix = 1``: pure t.
         num_replicates: independent SMC runs that share ``num_samples`` particles (>= 2); default
             (None) ``replicates_for(num_samples)``: up to ``MAX_REPLICATES`` runs of at least
@@ -147,7 +75,7 @@ class SMC:
         resample_threshold: resample when the ESS fraction falls below this.
         num_mcmc_steps: MCMC moves (Gibbs sweeps or HMC moves) at every temperature.
         moves_per_beta: extra moves per unit of beta, each step getting its share (see
-            ``_num_moves``); default ``DEFAULT_MOVES_PER_BETA[kernel]``.
+            ``smc_moves.Moves.count``); default ``DEFAULT_MOVES_PER_BETA[kernel]``.
         kernel: "gibbs", "hmc", "mala" (HMC with one leapfrog step), or "auto" ("gibbs" up
             to ``GIBBS_MAX_DIM`` dimensions, "hmc" above).
         leapfrog_steps: leapfrog steps per HMC move.
@@ -155,12 +83,11 @@ class SMC:
         step_jitter: each particle's HMC step is the adapted one divided by a log-uniform
             factor in [1, step_jitter] (1 = no jitter).
         target_accept: acceptance rate the HMC step size adapts to.
-        pooled_adaptation: the temperature ladder (mean conditional ESS), the moves' scale and
-            the HMC step size are adapted from all replicates together rather than from each
-            replicate's own particles. Adapting a run from its own particles biases its Z^ by
-            O(steps / N); with many small replicates (50 particles) that bias showed on a 20-D
-            Gaussian (mean z -0.8 over 17 seeds). Pooled, each replicate influences its kernel
-            parameters by 1 / R only, and the replicates stay independent given them.
+        pooled_adaptation: adapt the temperature ladder (mean conditional ESS), the moves'
+            scale and the HMC step size from all replicates together: adapting a run from its
+            own particles biases its Z^ by O(steps / N), which showed with 50-particle replicates
+            on a 20-D Gaussian (mean z -0.8 over 17 seeds); pooled, each replicate moves them by
+            1 / R only, and the replicates stay independent given them.
         max_temperatures: safety cap on the ladder length.
         seed, device, dtype: randomness and placement (float64 default: log Z sums many terms).
         shard: a ``logz.distributed.Shard`` to split the particles over processes (default:
@@ -207,10 +134,8 @@ class SMC:
                                     else moves_per_beta)
         self.leapfrog_steps = 1 if kernel == "mala" else int(leapfrog_steps)
         self.step_size = float(step_size) if step_size is not None else 1.0 / self.dim ** 0.25
-        self.step_jitter = float(step_jitter)
-        self.target_accept = float(target_accept)
-        self.max_temperatures = int(max_temperatures)
-        self.pooled_adaptation = bool(pooled_adaptation)
+        self.step_jitter, self.target_accept = float(step_jitter), float(target_accept)
+        self.max_temperatures, self.pooled_adaptation = int(max_temperatures), bool(pooled_adaptation)
         self.seed = int(seed)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
@@ -227,24 +152,7 @@ class SMC:
         """Run SMC with ``num_samples`` particles in all (split over the replicates and, when
         distributed, the ranks); the same estimate on every rank."""
         result = self.run(num_samples, progress=progress)
-        log_z, stderr = combine_independent_log_z(result.log_z)
-        # Bessel's correction: the delta-method SE uses the 1/R variance of the Z^_r.
-        R = result.log_z.numel()
-        stderr *= math.sqrt(R / (R - 1))
-        pooled = (self.shard.gather(result.log_weights, dim=1) + result.log_z[:, None]).reshape(-1)
-        ess = effective_sample_size(pooled)
-        ok, reason = reliability(log_z, ess, int(pooled.numel()), warn=False)
-        ess_rep = effective_sample_size(result.log_z)
-        if ess_rep < REPLICATE_ESS_MIN:
-            ok, reason = False, "; ".join(filter(None, [reason, (
-                f"the replicates disagree: ESS of the {R} replicate estimates Z^_r is {ess_rep:.2f} "
-                f"< {REPLICATE_ESS_MIN} (a few runs carry the estimate; the error bar is not reliable)")]))
-        if not ok:
-            warn_once("smc", f"unreliable SMC log Z estimate: {reason}")
-        return LogZEstimate(log_z=log_z, stderr=stderr, elbo=float(result.log_z.mean()), eubo=None,
-                            ess=ess, num_samples=int(pooled.numel()), stderr_batches=stderr,
-                            num_batches=R, neg_inf_fraction=float(torch.isneginf(pooled).double().mean()),
-                            reliable=ok, reason=reason)
+        return combine_replicates(result.log_z, self.shard.gather(result.log_weights, dim=1))
 
     def sample(self, n: int, progress: Optional[bool] = None) -> Tensor:
         """n approximate target samples: one SMC run, pooled and resampled. Tensor[n, dim];
@@ -256,77 +164,13 @@ class SMC:
                                 generator=self.generator)
         return x.reshape(-1, self.dim)[idx]
 
-    # -- reference ------------------------------------------------------------
-    def _ref_parts(self, q: Tensor) -> tuple[Tensor, Tensor]:
-        """log of the Gaussian and of the t component (mixture weights included), q = |x|^2."""
-        s2, nu, d, m = self.init_std ** 2, self.reference_df, self.dim, self.reference_mix
-        ninf = torch.full_like(q, -math.inf)
-        gauss = (-0.5 * q / s2 - 0.5 * d * math.log(2 * math.pi * s2) + math.log1p(-m)) if m < 1 else ninf
-        if m == 0:
-            return gauss, ninf
-        c = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi * s2)
-        return gauss, c - 0.5 * (nu + d) * torch.log1p(q / (nu * s2)) + math.log(m)
-
-    def _ref_q(self, q: Tensor) -> Tensor:
-        """Normalized log reference density as a function of q = |x|^2."""
-        return torch.logaddexp(*self._ref_parts(q))
-
-    def _log_ref(self, x: Tensor) -> Tensor:
-        return self._ref_q((x * x).sum(-1))
-
-    def _grad_ref(self, x: Tensor) -> Tensor:
-        s2, nu = self.init_std ** 2, self.reference_df
-        q = (x * x).sum(-1, keepdim=True)
-        gauss, t = self._ref_parts(q)
-        r_t = torch.exp(t - torch.logaddexp(gauss, t))  # responsibility of the t component
-        return -(1 - r_t) * x / s2 - r_t * (nu + self.dim) * x / (nu * s2 + q)
-
-    def _sample_ref(self, R: int, n: int) -> Tensor:
-        """[R, n, d] reference draws: this rank's n particles of each replicate."""
-        gen, kw = self.generator, dict(dtype=self.dtype, device=self.device)
-        z = self.shard.randn((R, n, self.dim), generator=gen, dim=1, **kw)
-        if self.reference_mix > 0:  # t = z / sqrt(chi2_nu / nu) for the t component
-            chi2_half = global_draw(  # chi2_nu / 2
-                self.shard, lambda shape: torch._standard_gamma(
-                    torch.full(shape, self.reference_df / 2, **kw), generator=gen), (R, n, 1), dim=1)
-            pick = self.shard.rand((R, n, 1), generator=gen, dim=1, **kw) < self.reference_mix
-            z = torch.where(pick, z * (0.5 * self.reference_df / chi2_half).sqrt(), z)
-        return self.init_std * z
-
     # -- the algorithm ------------------------------------------------------
-    def _target_terms(self, x: Tensor, need_grad: bool, strict: bool = True
-                      ) -> tuple[Tensor, Optional[Tensor]]:
-        """log p~ (and gradient) at x [R, N, d]. strict: ValueError naming the target on
-        NaN/+inf/bad shape; proposals use strict=False: non-finite -> -inf (rejected)."""
-        flat = x.reshape(-1, self.dim)
-        if not strict:
-            with torch.enable_grad():
-                xg = flat.detach().requires_grad_(True)
-                lp = self.target.log_prob(xg)
-                (grad,) = torch.autograd.grad(lp.sum(), xg)
-            bad = ~torch.isfinite(lp) | ~torch.isfinite(grad).all(-1)
-            lp = torch.where(bad, torch.full_like(lp, -math.inf), lp.detach())
-            grad = torch.where(bad[:, None], torch.zeros_like(grad), grad)
-            return lp.view(x.shape[:-1]), grad.view(x.shape)
-        if need_grad:
-            lp, grad = log_prob_and_grad(self.target, flat)
-            return lp.view(x.shape[:-1]), grad.view(x.shape)
-        with torch.no_grad():
-            return checked_log_prob(self.target, flat).view(x.shape[:-1]), None
-
-    def _num_moves(self, delta: Tensor) -> Tensor:
-        """Moves per replicate for a step delta: num_mcmc_steps + moves_per_beta * delta.
-
-        The CESS rule spaces temperatures by how much the *weights* change, so it takes a
-        few large steps where mass must be *moved* into regions no particle occupies yet
-        (a funnel's neck fills for beta in ~[0.6, 1]); MCMC work per unit of beta follows
-        the path itself. (Weighting it toward beta = 1, density 3 beta^2, was cheaper but
-        left a lag from the draining phase at small beta.) Stochastic rounding keeps the
-        expected total exact; replicates already at beta = 1 (delta = 0) do not move.
-        """
-        u = torch.rand(delta.shape, generator=self.generator, dtype=delta.dtype, device=delta.device)
-        extra = torch.floor(self.moves_per_beta * delta + u).long()
-        return torch.where(delta > 0, self.num_mcmc_steps + extra, torch.zeros_like(extra))
+    def _moves(self) -> Moves:
+        """The move phase (with the reference, the path's beta = 0 end), from the configuration."""
+        ref = DefensiveReference(self.dim, self.init_std, self.reference_df, self.reference_mix)
+        return Moves(self.target, ref, self.kernel, self.num_mcmc_steps, self.moves_per_beta,
+                     self.leapfrog_steps, self.step_jitter, self.target_accept, self.pooled_adaptation,
+                     self.generator, self.shard)
 
     def _fingerprint(self, num_samples: int) -> dict:
         """What must agree across ranks for a distributed run (configuration, generator state)."""
@@ -334,23 +178,6 @@ class SMC:
         state = hashlib.sha256(self.generator.get_state().cpu().numpy().tobytes()).hexdigest()
         return {"target": target_name(self.target), "num_samples": int(num_samples), "generator": state,
                 **config}
-
-    def _move(self, x: Tensor, lp: Tensor, grad_t: Optional[Tensor], beta: Tensor, eps: Tensor,
-              scale: Tensor, active: Tensor):
-        """One MCMC move (Gibbs sweep or HMC move) of this rank's particles; a failure on one
-        rank raises on every rank. Returns (x, lp, grad_t, global mean acceptance [R])."""
-        with self.shard.guard():
-            if self.kernel == "gibbs":
-                x, lp, acc = gibbs_sweep(x, lp, beta, scale, active, log_prob=self.target.log_prob,
-                                         log_ref_q=self._ref_q, generator=self.generator,
-                                         shard=self.shard)
-            else:
-                x, lp, grad_t, acc = hmc_move(
-                    x, lp, grad_t, beta, eps, scale, active,
-                    terms=lambda y: self._target_terms(y, need_grad=True, strict=False),
-                    log_ref=self._log_ref, grad_ref=self._grad_ref, leapfrog_steps=self.leapfrog_steps,
-                    step_jitter=self.step_jitter, generator=self.generator, shard=self.shard)
-        return x, lp, grad_t, rank_mean(acc, self.shard)
 
     @torch.no_grad()
     def run(self, num_samples: int, progress: Optional[bool] = None) -> SMCResult:
@@ -365,13 +192,14 @@ class SMC:
         if sh.active:
             sh.check_same("SMC configuration and generator state", self._fingerprint(num_samples))
         dev, dt = self.device, self.dtype
-        x = self._sample_ref(R, n)
+        moves = self._moves()
+        ref = moves.reference
+        x = ref.sample(R, n, generator=self.generator, shard=sh, dtype=self.dtype, device=self.device)
         with sh.guard():
             check_input(self.target, x[0])
             # The gradient is validated even for the Gibbs kernel: SMC's contract is a
             # differentiable target, whichever kernel the dimension selects.
-            lp, grad_t = self._target_terms(x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
-        hmc = self.kernel != "gibbs"
+            lp, grad_t = target_terms(self.target, x, need_grad=self.num_mcmc_steps + self.moves_per_beta > 0)
         log_w = torch.full((R, N), -math.log(N), dtype=dt, device=dev)  # global, on every rank
         eve = torch.arange(N, device=dev).expand(R, N).clone()  # global, like log_w
         mine = sh.rows(n)
@@ -386,7 +214,7 @@ class SMC:
         for _ in range(self.max_temperatures):
             if bool((beta >= 1).all()):
                 break
-            ell = sh.gather(lp - self._log_ref(x), dim=1)  # [R, N], every rank
+            ell = sh.gather(lp - ref.log_prob(x), dim=1)  # [R, N], every rank
             delta = next_delta(log_w, ell, beta, self.cess, pooled=self.pooled_adaptation)
             inc = torch.where(delta[:, None] > 0, delta[:, None] * ell, torch.zeros_like(ell))
             inc = torch.nan_to_num(inc, nan=-math.inf)
@@ -400,27 +228,13 @@ class SMC:
             resample = ess < self.resample_threshold
             if bool(resample.any()):
                 idx = systematic_resample(log_w, self.generator)
-                carry_grad = hmc and grad_t is not None  # cached gradients travel with HMC particles
+                carry_grad = self.kernel != "gibbs" and grad_t is not None  # HMC's cached gradients travel
                 x, lp, *g = exchange([x, lp[..., None]] + [grad_t] * carry_grad, idx, resample, sh)
                 lp, grad_t = lp[..., 0], g[0] if carry_grad else grad_t
                 log_w = torch.where(resample[:, None], torch.full_like(log_w, -math.log(N)), log_w)
                 eve = torch.where(resample[:, None], torch.gather(eve, 1, idx), eve)
                 n_resample += resample.long()
-            n_moves = self._num_moves(delta)
-            acc_sum = torch.zeros(R, dtype=dt, device=dev)
-            if int(n_moves.max()) > 0:
-                if self.pooled_adaptation:  # one scale from all replicates' particles
-                    pooled_w = (log_w[:, mine] - math.log(R)).reshape(1, -1)
-                    scale = spread(x.reshape(1, -1, self.dim), pooled_w, sh).expand(R, 1, self.dim)
-                else:
-                    scale = spread(x, log_w[:, mine], sh)
-                for m in range(int(n_moves.max())):
-                    active = m < n_moves
-                    x, lp, grad_t, acc = self._move(x, lp, grad_t, beta, eps, scale, active)
-                    if hmc:
-                        acc_a = acc[active].mean().expand_as(acc) if self.pooled_adaptation else acc
-                        eps = adapt_step_size(eps, acc_a, active, self.target_accept)
-                    acc_sum = acc_sum + torch.where(active, acc, torch.zeros_like(acc))
+            x, lp, grad_t, eps, acc_sum, n_moves = moves.run(x, lp, grad_t, beta, eps, delta, log_w[:, mine])
             result.betas.append(beta.clone())
             result.acceptance.append(acc_sum / n_moves.clamp_min(1))
             result.step_sizes.append(eps.clone())
@@ -437,21 +251,6 @@ class SMC:
         result.num_resamples, result.eve = n_resample, eve
         self.last_result = result
         return result
-
-
-def eve_relative_variance(log_w: Tensor, eve: Tensor, num_resamples: Tensor) -> Tensor:
-    """Single-run estimate of Var(Z^) / Z^2 of each replicate from its genealogy (Chan & Lai
-    2013; Lee & Whiteley 2018; for adaptive tempering Du & Guyader 2021).
-
-    1 - (N / (N - 1))^(T + 1) (1 - sum_k F_k^2), with F_k the final weight of the particles
-    descended from initial particle k and T the number of resampling steps; with T = 0 it is
-    the delta method of importance sampling. log_w [R, N] normalized final log-weights, eve
-    LongTensor[R, N], num_resamples [R]. Clamped at 0 (the unbiased form can go negative).
-    """
-    R, N = log_w.shape
-    family = torch.zeros_like(log_w).scatter_add_(1, eve, log_w.exp())
-    log_factor = (num_resamples.to(log_w.dtype) + 1) * math.log(N / (N - 1))
-    return (1 - torch.exp(log_factor) * (1 - (family ** 2).sum(1))).clamp_min(0.0)
 
 
 class AIS(SMC):
