@@ -348,7 +348,7 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         f"{iterations} training iterations)")
     if overrides:
         say("config   " + " ".join(f"{k}={v}" for k, v in overrides.items()))
-    say(f"log Z    {est.log_z:.4f} ± {est.stderr:.4f}  (importance-weighted, ± one standard error)")
+    say(f"log Z    {est.log_z:.4f} ± {est.stderr:.4f}  (± one standard error)")
     if est.elbo is not None:
         say(f"ELBO     {est.elbo:.4f}")
     if est.eubo is not None:
