@@ -85,6 +85,27 @@ def log_prob_ode(velocity: Velocity, x: Tensor, *, num_steps: int = 100, method:
     return log_p0 - int_div
 
 
+def data_source(data, dtype: torch.dtype, device=None, *, model_dim: Optional[int] = None
+                ) -> tuple[Callable[[int, torch.Generator], Tensor], int]:
+    """Training rows for flow models: ``draw(n, generator) -> Tensor[n, d]`` from a data tensor
+    Tensor[n, d] (rows drawn with replacement) or from a logz target's ``sample``, and d.
+    ``model_dim``: the dimension a model already has (a mismatch is a ValueError)."""
+    if isinstance(data, Tensor):
+        if data.ndim != 2:
+            raise ValueError(f"data must be Tensor[n, d], got {tuple(data.shape)}")
+        data = data.to(device=device, dtype=dtype)
+        draw = lambda n, g: data[torch.randint(0, data.shape[0], (n,), generator=g, device=data.device)]  # noqa: E731
+        dim = data.shape[1]
+    elif hasattr(data, "sample") and hasattr(data, "dim"):
+        draw = lambda n, g: data.sample(n, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+        dim = int(data.dim)
+    else:
+        raise TypeError("fit(data): data must be a Tensor[n, d] or a target with sample(n, generator=...) and dim")
+    if model_dim is not None and model_dim != dim:
+        raise ValueError(f"model dim {model_dim} does not match data dim {dim}")
+    return draw, dim
+
+
 class FlowMatching:
     """Conditional flow-matching base model on the linear path.
 
@@ -123,24 +144,10 @@ class FlowMatching:
         self.trainer: Optional[Trainer] = None  # built at the first fit or load (the dimension is known then)
         self._draw: Optional[Callable[[int, torch.Generator], Tensor]] = None
 
-    def _data_source(self, data) -> Callable[[int, torch.Generator], Tensor]:
-        if isinstance(data, Tensor):
-            if data.ndim != 2:
-                raise ValueError(f"data must be Tensor[n, d], got {tuple(data.shape)}")
-            data = data.to(self.device, self.dtype)
-            return lambda n, g: data[torch.randint(0, data.shape[0], (n,), generator=g, device=data.device)]
-        if hasattr(data, "sample") and hasattr(data, "dim"):
-            return lambda n, g: data.sample(n, generator=g).to(self.device, self.dtype)
-        raise TypeError("fit(data): data must be a Tensor[n, d] or a target with sample(n, generator=...)")
-
     def fit(self, data: Union[Tensor, object], iterations: int = 2000, progress: bool = False) -> History:
         """Train on a data tensor Tensor[n, d] or on ``data.sample`` of a logz target. A further
         call (or one after ``load``) continues the training: optimizer, data stream, schedule."""
-        draw = self._data_source(data)
-        dim = data.shape[1] if isinstance(data, Tensor) else int(data.dim)
-        if self.dim is not None and self.dim != dim:
-            raise ValueError(f"model dim {self.dim} does not match data dim {dim}")
-        self.dim = dim
+        draw, self.dim = data_source(data, self.dtype, self.device, model_dim=self.dim)
         if self.trainer is None:
             schedule = self.lr_schedule
             if schedule == "cosine":

@@ -40,6 +40,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from logz.finetune.flow_matching import data_source
 from logz.finetune.interpolants import Interpolant, make_interpolant
 from logz.finetune.nets import TimeFeatures
 from logz.training import History, Trainer
@@ -165,16 +166,6 @@ class MeanFlow:
         self.history = History()
         self._trainer: Optional[Trainer] = None
 
-    def _draw(self, data) -> Callable[[int, torch.Generator], Tensor]:
-        if isinstance(data, Tensor):
-            if data.ndim != 2:
-                raise ValueError(f"data must be Tensor[n, d], got {tuple(data.shape)}")
-            data = data.to(self.dtype)
-            return lambda n, g: data[torch.randint(0, data.shape[0], (n,), generator=g)]
-        if hasattr(data, "sample") and hasattr(data, "dim"):
-            return lambda n, g: data.sample(n, generator=g).to(self.dtype)
-        raise TypeError("fit(data): data must be a Tensor[n, d] or have sample(n, generator=...) and dim")
-
     def _times(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
         lo, hi = self.path.t_min, self.path.t_max
         a = lo + (hi - lo) * torch.rand(n, generator=g, dtype=self.dtype)
@@ -210,11 +201,8 @@ class MeanFlow:
 
     def fit(self, data, iterations: int = 2000, progress: bool = False) -> History:
         """Train on a data tensor Tensor[n, d] or a target with ``sample``; returns ``History``."""
-        draw = self._draw(data)
-        dim = data.shape[1] if isinstance(data, Tensor) else int(data.dim)
-        if self.dim is not None and self.dim != dim:
-            raise ValueError(f"model dim {self.dim} does not match data dim {dim}")
-        self.dim = dim
+        draw, self.dim = data_source(data, self.dtype, model_dim=self.dim)
+        dim = self.dim
         if self.net is None:
             torch.manual_seed(self.seed)
             self.net = AverageVelocityMLP(dim, self.hidden, self.depth, self.num_freqs)
