@@ -101,13 +101,21 @@ class CMCD(PathSampler):
                  defaults=(Network(drift="nn"), None, None, None),
                  fingerprint={"schedule": schedule, "learn_schedule": bool(learn_schedule),
                               "learn_step_size": bool(learn_step_size), "step_size": float(step_size),
-                              "score_clip": score_clip})
+                              "score_clip": score_clip},
+                 extra_state=lambda: self._extra_state(), load_extra_state=lambda st: self._load_extra_state(st))
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
         self.annealing.to(device=self.device, dtype=self.dtype)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return ELBO() if loss == "kl" else LogVariance(LogVarianceConfig(exploration))
+
+    def _extra_state(self) -> dict:
+        """Training state outside the modules, checkpointed by the trainer (none for CMCD)."""
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        pass
 
     # --- the process: annealed Langevin kernels instead of the shared core -----------------
     def _kernel_args(self, times=None) -> dict:

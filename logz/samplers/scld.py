@@ -1,12 +1,16 @@
 """Sequential Controlled Langevin Diffusions (SCLD; Chen, Richter, Berner, Blessing, Neumann &
-Anandkumar, ICLR 2025): CMCD's process and control, estimated by sequential importance
-resampling along the path (``logz.samplers.sequential``).
+Anandkumar, ICLR 2025): CMCD's process and control, run as a sequential Monte Carlo sampler
+along the path (``logz.samplers.sequential``): segments, incremental weights, ESS-triggered
+resampling, MCMC refresh at segment ends, and an error bar from independent replicates.
 
-What is built: the estimator (segments, incremental weights, ESS-triggered systematic
-resampling, optional MALA refresh, replicate error bar) and the training loss on the
-sub-trajectories of the sequential process (``objectives.sub_log_variance``, default;
-CMCD's "vargrad" and "kl" also apply). Not built: the paper's replay buffer of
-sub-trajectories (``docs/sequential_samplers.md``).
+Training (SCLD's): the log-variance of every segment's increments on the sequential
+process's own sub-trajectories, half fresh and half replayed by priority from a buffer
+(``objectives.sub_log_variance``, ``subtrajectory_buffer``); CMCD's "vargrad" and "kl"
+also apply. The MCMC refresh is SMC's move phase (``smc_moves.Moves``: Newton-Gibbs up to
+``GIBBS_MAX_DIM`` dimensions, HMC above): ``mcmc_steps`` moves at every inner segment end
+while training and estimating, plus, when estimating, ``moves_per_beta`` per unit of beta
+(SMC's calibrated default), so that the estimate carries SMC's mixing and the learned
+transport on top of it.
 """
 
 from __future__ import annotations
@@ -14,54 +18,105 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import torch
+
 from logz.samplers._common import _check, _is_int
 from logz.samplers.cmcd import CMCD
+from logz.samplers.estimators import LogZEstimate, combine_independent_log_z, effective_sample_size
 from logz.samplers.objectives import Objective
 from logz.samplers.objectives.sub_log_variance import SubLogVariance
-from logz.samplers.estimators import LogZEstimate, combine_independent_log_z, effective_sample_size
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
+from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves
+from logz.samplers.smc_reference import DefensiveReference
+from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
+
+KERNELS = ("auto", "gibbs", "hmc", "mala")
 
 
 class SCLD(CMCD):
     """CMCD with the sequential estimate. Args as ``CMCD``, plus:
 
-    segments: S, the pieces of the path between resampling points (None: min(8, num_steps)).
+    segments: S, the pieces of the path between resampling points (None: min(16, num_steps)).
     resample_threshold: resample a replicate when its ESS / P falls below this (0.3; 0:
-        never, 1: after every segment). mcmc_steps: MALA moves at each inner segment end (0).
+        never, 1: after every segment).
+    mcmc_kernel: "auto" (Newton-Gibbs up to ``GIBBS_MAX_DIM`` dimensions, HMC above),
+        "gibbs", "hmc" or "mala"; leapfrog_steps: per HMC move (5).
+    mcmc_steps: moves at every inner segment end, in training and estimates (1; 0: none).
+    moves_per_beta: extra moves per unit of beta in estimates (None: SMC's calibrated
+        default for the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
     replicates: R independent particle systems per estimate (8): the error bar.
     loss: "subtraj" (segment-wise log-variance on the sequential process, SCLD's), "vargrad", "kl".
+    buffer: replay sub-trajectories ("subtraj" only; True); buffer_batches: its capacity in
+        batches (20, the reference code's); buffer_temperature: of its softmax priorities (1).
     """
 
     name = "scld"
     losses = ("subtraj", "vargrad", "kl")
 
-    def __init__(self, target, *, segments: Optional[int] = None, resample_threshold: float = 0.3, mcmc_steps: int = 0,
-                 replicates: int = 8, loss: str = "subtraj", **kw):
+    def __init__(self, target, *, segments: Optional[int] = None, resample_threshold: float = 0.3,
+                 mcmc_kernel: str = "auto", mcmc_steps: int = 1, moves_per_beta: Optional[float] = None,
+                 leapfrog_steps: int = 5, replicates: int = 8, loss: str = "subtraj", buffer: bool = True,
+                 buffer_batches: int = 20, buffer_temperature: float = 1.0, **kw):
         _check("replicates", _is_int(replicates) and replicates >= 2, replicates, "an integer >= 2")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
+        _check("mcmc_kernel", mcmc_kernel in KERNELS, mcmc_kernel, f"one of {KERNELS}")
+        _check("leapfrog_steps", _is_int(leapfrog_steps) and leapfrog_steps >= 1, leapfrog_steps, "an integer >= 1")
+        _check("moves_per_beta", moves_per_beta is None or (isinstance(moves_per_beta, (int, float)) and
+               math.isfinite(moves_per_beta) and moves_per_beta >= 0), moves_per_beta, "a number >= 0")
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and
                0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
+        _check("buffer", isinstance(buffer, bool), buffer, "True or False")
+        _check("buffer_batches", _is_int(buffer_batches) and buffer_batches >= 1, buffer_batches, "an integer >= 1")
         super().__init__(target, loss=loss, **kw)
         if self.shard.active:
             raise ValueError("scld does not split over processes yet (its particle system runs on one rank)")
-        segments = min(8, self.num_steps) if segments is None else segments
+        segments = min(16, self.num_steps) if segments is None else segments
         self.ends = segment_ends(self.num_steps, segments)
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
+        self.mcmc_kernel = ("gibbs" if self.dim <= GIBBS_MAX_DIM else "hmc") if mcmc_kernel == "auto" else mcmc_kernel
+        self.leapfrog_steps = 1 if self.mcmc_kernel == "mala" else int(leapfrog_steps)
+        self.moves_per_beta = float(DEFAULT_MOVES_PER_BETA[self.mcmc_kernel] if moves_per_beta is None
+                                    else moves_per_beta)
         self.replicates = int(replicates)
+        self.buffer = (SubtrajectoryBuffer(int(buffer_batches) * self.batch_size, buffer_temperature)
+                       if buffer and self.loss == "subtraj" else None)
         for fp in (self.fingerprint, self.trainer.fingerprint):  # checkpoints must match these too
-            fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps)
+            fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
+                      mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)
+
+    def _extra_state(self) -> dict:
+        return {"buffer": self.buffer.state_dict()} if getattr(self, "buffer", None) is not None else {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        if getattr(self, "buffer", None) is not None:
+            self.buffer.load_state_dict(state.get("buffer"))
+
+    def moves(self, generator: torch.Generator, training: bool) -> Optional[Moves]:
+        """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 as
+        the reference; ``moves_per_beta`` only in estimates."""
+        per_beta = 0.0 if training else self.moves_per_beta
+        if self.mcmc_steps == 0 and per_beta == 0:
+            return None
+        ref = DefensiveReference(self.dim, math.sqrt(self.init_var), math.inf, 0.0)
+        return Moves(self.target, ref, self.mcmc_kernel, self.mcmc_steps, per_beta, self.leapfrog_steps,
+                     10.0, 0.65, True, generator, self.shard)
+
+    def run_particles(self, replicates: int, particles: int, generator: torch.Generator, *, training: bool = False,
+                      record: Optional[list] = None) -> SequentialResult:
+        """One sequential run of ``replicates`` x ``particles`` (training: the cheap refresh)."""
+        return sequential_log_z(self, replicates, particles, self.ends, resample_threshold=self.resample_threshold,
+                                moves=self.moves(generator, training), step_size=1.0 / self.dim ** 0.25,
+                                generator=generator, record=record)
 
     def run(self, num_samples: int) -> SequentialResult:
         """One sequential run of ``num_samples`` particles in all (R replicates of num_samples // R)."""
         _check("num_samples", _is_int(num_samples) and num_samples >= 2 * self.replicates, num_samples,
                f"an integer >= 2 x replicates = {2 * self.replicates}")
         with self.shard.guard():
-            return sequential_log_z(self, self.replicates, int(num_samples) // self.replicates, self.ends,
-                                    resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
-                                    generator=self.eval_generator)
+            return self.run_particles(self.replicates, int(num_samples) // self.replicates, self.eval_generator)
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """log Z^ = log mean over replicates of Z^_r, its standard error from their spread

@@ -13,9 +13,11 @@ particle's incremental log-weight over segment s is
 
 unbiased in Z^ (``get_lnz_elbo_increment`` there). When a replicate's ESS falls below
 ``resample_threshold`` x P it is resampled (systematic, ``smc_kernels.systematic_resample``)
-and its weights reset to uniform; optionally ``mcmc_steps`` MALA moves targeting
-gamma_{k_s} (``smc_kernels.hmc_move`` with one leapfrog step, step size adapted toward
-``target_accept``) refresh the particles at each segment end. The error bar comes from the R
+and its weights reset to uniform; then, optionally, MCMC moves leaving gamma_{k_s} invariant
+refresh the particles at each inner segment end: SMC's move phase (``smc_moves.Moves``, the
+library's one implementation: Newton-Gibbs sweeps or HMC, scale and step size adapted from
+the particles, ``Moves.count`` moves for the segment's step in beta), with pi0 as the
+reference (a ``DefensiveReference`` with no t component). The error bar comes from the R
 independent replicates (``estimators.combine_independent_log_z``).
 """
 
@@ -28,9 +30,9 @@ import torch
 from torch import Tensor
 
 from logz.samplers import annealed_langevin as al
-from logz.samplers.smc_kernels import adapt_step_size, hmc_move, spread, systematic_resample
+from logz.samplers.smc_kernels import systematic_resample
+from logz.samplers.smc_moves import Moves, target_terms
 from logz.sde import gaussian_noise
-from logz.targets.base import log_prob_and_grad
 
 
 class SequentialResult(NamedTuple):
@@ -38,7 +40,8 @@ class SequentialResult(NamedTuple):
     particles: Tensor    # [R, P, d] at the end of the path
     log_weights: Tensor  # [R, P] normalised final weights (the particles' importance weights)
     resampled: Tensor    # [S, R] bool: which replicates resampled after which segment
-    acceptance: Tensor   # [S, R] mean MALA acceptance per segment end (NaN without MCMC)
+    acceptance: Tensor   # [S, R] mean MCMC acceptance per segment end (NaN without moves)
+    moves: Tensor        # [S, R] MCMC moves made at each segment end (the estimate's cost)
 
 
 class Segment(NamedTuple):
@@ -49,6 +52,7 @@ class Segment(NamedTuple):
     states: Tensor       # [k1-k0+1, R*P, d]
     start_log_p: Tensor  # [R*P], log p~ at the start (gamma's beta may be learned: kept apart)
     end_log_p: Tensor    # [R*P], log p~ at the end
+    log_g: Tensor        # [R*P], the increment log G under the simulating parameters (replay priority)
 
 
 def segment_ends(num_steps: int, segments: int) -> list[int]:
@@ -65,11 +69,13 @@ def normalised_ess(log_w: Tensor) -> Tensor:
 
 @torch.no_grad()
 def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *, resample_threshold: float,
-                     mcmc_steps: int = 0, target_accept: float = 0.574, generator: torch.Generator,
+                     moves: Optional[Moves] = None, step_size: float = 1.0, generator: torch.Generator,
                      record: Optional[list] = None) -> SequentialResult:
     """Run the estimator with sampler ``s`` (a ``logz.samplers.cmcd.CMCD``): its initial law,
-    kernels, schedule and control. All R x P particles move as one batch. ``record``: a list
-    to which each segment's ``Segment`` is appended (SCLD's sub-trajectory training)."""
+    kernels, schedule and control. All R x P particles move as one batch. ``moves``: the MCMC
+    refresh at inner segment ends (None: none; its generator should be ``generator``);
+    ``step_size``: the HMC kernel's initial step (relative to the particles' spread).
+    ``record``: a list to which each segment's ``Segment`` is appended (SCLD's training)."""
     if not 0.0 <= resample_threshold <= 1.0:
         raise ValueError(f"resample_threshold must be in [0, 1], got {resample_threshold!r}")
     R, P = replicates, particles
@@ -80,17 +86,18 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     start_log_p = s.log_reward(x) if record is not None else None
     log_w = x.new_full((R, P), -math.log(P))
     log_z = x.new_zeros(R)
-    step = x.new_full((R,), 0.5)  # MALA step, x the particles' spread
-    resampled, acceptance = [], []
+    step = x.new_full((R,), float(step_size))
+    resampled, acceptance, n_moves = [], [], []
     for k0, k1 in zip(ends[:-1], ends[1:]):
         terms = al.simulate(x, k0, k1, draw=draw, **args)
         log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.init_var)
         x = terms.states[-1]
         log_p = s.log_reward(x)
-        if record is not None:
-            record.append(Segment(k0, k1, terms.states, start_log_p, log_p))
         end_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
-        inc = (end_gamma - log_gamma + (log_b - log_f).sum(0)).view(R, P)
+        inc = end_gamma - log_gamma + (log_b - log_f).sum(0)
+        if record is not None:
+            record.append(Segment(k0, k1, terms.states, start_log_p, log_p, inc))
+        inc = inc.view(R, P)
         log_z = log_z + torch.logsumexp(log_w + inc, -1)
         log_w = torch.log_softmax(log_w + inc, -1)
         low = normalised_ess(log_w) < resample_threshold
@@ -101,46 +108,21 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
             log_p = torch.gather(log_p.view(R, P), 1, pick).reshape(-1)
             log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
         resampled.append(low)
-        acc = x.new_full((R,), math.nan)
-        if mcmc_steps > 0 and k1 < ends[-1]:
-            x, log_p, acc, step = _refresh(s, x.view(R, P, -1), log_p.view(R, P), log_w, betas[k1], step,
-                                           mcmc_steps, target_accept, generator)
-            x, log_p = x.reshape(R * P, -1), log_p.reshape(-1)
+        acc, count = x.new_full((R,), math.nan), torch.zeros(R, dtype=torch.long, device=x.device)
+        if moves is not None and k1 < ends[-1]:
+            xr, lpr = x.view(R, P, -1), log_p.view(R, P)
+            grad = target_terms(s.target, xr, need_grad=True)[1] if moves.kernel != "gibbs" else None
+            delta = (betas[k1] - betas[k0]).to(x).expand(R)
+            xr, lpr, _, step, acc_sum, count = moves.run(xr, lpr, grad, betas[k1].to(x).expand(R), step, delta,
+                                                         log_w)
+            acc = torch.where(count > 0, acc_sum / count.clamp_min(1), acc)
+            x, log_p = xr.reshape(R * P, -1), lpr.reshape(-1)
         acceptance.append(acc)
+        n_moves.append(count)
         log_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
         start_log_p = log_p
-    return SequentialResult(log_z, x.view(R, P, -1), log_w, torch.stack(resampled), torch.stack(acceptance))
-
-
-def _refresh(s, x: Tensor, log_p: Tensor, log_w: Tensor, beta: Tensor, step: Tensor, moves: int,
-             target_accept: float, generator: torch.Generator):
-    """``moves`` MALA moves leaving gamma_beta invariant (one fixed kernel per move: the
-    preconditioner and step are set before it); the step adapts between moves."""
-    R = x.shape[0]
-    var = s.init_var
-
-    def terms(y: Tensor):  # a proposal outside the target's domain is rejected, not an error
-        with torch.enable_grad():
-            flat = y.reshape(-1, y.shape[-1]).detach().requires_grad_(True)
-            lp = s.target.log_prob(flat)
-            g = torch.autograd.grad(lp.sum(), flat)[0]
-        ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
-        return (torch.where(ok, lp.detach(), -math.inf).view(y.shape[:-1]),
-                torch.where(ok[:, None], g, 0.0).view(y.shape))
-
-    log_ref = lambda y: -0.5 * y.square().sum(-1) / var  # noqa: E731  (constants cancel in MH)
-    grad_ref = lambda y: -y / var  # noqa: E731
-    grad = log_prob_and_grad(s.target, x.reshape(-1, x.shape[-1]))[1].view(x.shape)
-    b, active = beta.expand(R).to(x), torch.ones(R, dtype=torch.bool, device=x.device)
-    acc_sum = x.new_zeros(R)
-    for _ in range(moves):
-        scale = spread(x, log_w)
-        x, log_p, grad, acc = hmc_move(x, log_p, grad, b, step, scale, active, terms=terms, log_ref=log_ref,
-                                       grad_ref=grad_ref, leapfrog_steps=1, step_jitter=1.0,
-                                       generator=generator)
-        step = adapt_step_size(step, acc, active, target_accept)
-        acc_sum = acc_sum + acc
-    return x, log_p, acc_sum / moves, step
+    return SequentialResult(log_z, x.view(R, P, -1), log_w, torch.stack(resampled), torch.stack(acceptance),
+                            torch.stack(n_moves))
 
 
 __all__ = ["Segment", "SequentialResult", "normalised_ess", "segment_ends", "sequential_log_z"]

@@ -58,6 +58,8 @@ class DefensiveReference(NamedTuple):
     def grad(self, x: Tensor) -> Tensor:
         """Gradient of ``log_prob`` at x [..., dim] -> [..., dim] (closed form)."""
         s2, nu = self.scale ** 2, self.df
+        if self.mix == 0 or math.isinf(nu):  # the plain Gaussian (the t term would be 0 * inf)
+            return -x / s2
         q = (x * x).sum(-1, keepdim=True)
         gauss, t = self.parts(q)
         r_t = torch.exp(t - torch.logaddexp(gauss, t))  # responsibility of the t component

@@ -32,21 +32,25 @@ TARGETS = {1: ([1.0], [0.5], 0.3), 5: ([0.5, -0.5, 1.0, 0.0, 0.3], [1.0, 0.5, 0.
 
 
 @pytest.mark.parametrize("dim", [1, 5])
-@pytest.mark.parametrize("threshold,mcmc,controlled,clip", [(0.0, 0, False, 1e3), (1.0, 0, False, 1e3),
-                                                            (0.5, 1, True, 1e3), (0.5, 0, False, 0.5)])
+@pytest.mark.parametrize("threshold,mcmc,controlled,clip", [(0.0, None, False, 1e3), (1.0, None, False, 1e3),
+                                                            (0.5, "hmc", True, 1e3), (0.5, "gibbs", True, 1e3),
+                                                            (0.5, None, False, 0.5)])
 def test_the_sequential_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold, mcmc, controlled, clip):
-    """clip = 0.5: the kernels' score clip is active (the weights stay exact)."""
+    """clip = 0.5: the kernels' score clip is active (the weights stay exact). mcmc: SMC's
+    move phase at the segment ends (one move plus 8 per unit of beta)."""
     mean, var, log_Z = TARGETS[dim]
     target = diag_gaussian(mean, var, log_Z=log_Z)
     s = samplers.get("scld", target, num_steps=8, segments=4, step_size=0.1, dtype=torch.float64, hidden=8,
                      layers=1, control=LinearControl(dim) if controlled else None,
-                     resample_threshold=threshold, mcmc_steps=mcmc, score_clip=clip)
+                     resample_threshold=threshold, mcmc_steps=1 if mcmc else 0, moves_per_beta=8.0 if mcmc else 0,
+                     mcmc_kernel=mcmc or "auto", score_clip=clip)
     if clip < 1:
         x0, _ = s.initial(100, torch.Generator().manual_seed(0))
         assert float(s.score(x0).abs().max()) > clip
     R, P = 3000, 8  # 3000 independent replicates, vectorised in one run
-    result = sequential_log_z(s, R, P, s.ends, resample_threshold=threshold, mcmc_steps=mcmc,
-                              generator=torch.Generator().manual_seed(11))
+    gen = torch.Generator().manual_seed(11)
+    result = sequential_log_z(s, R, P, s.ends, resample_threshold=threshold, moves=s.moves(gen, training=False),
+                              generator=gen)
     ratio = torch.exp(result.log_z - log_Z)  # Z^_r / Z
     ess = float(ratio.sum() ** 2 / (ratio.square().sum() * R))
     assert ess > 0.3, f"Z^_r too heavy-tailed for a meaningful check (ESS {ess:.3f})"
@@ -58,7 +62,9 @@ def test_the_sequential_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold,
         assert bool(result.resampled.all())
     if mcmc:
         acc = result.acceptance[:-1]
-        assert bool(((acc > 0) & (acc <= 1)).all())
+        assert bool(((acc > 0) & (acc <= 1)).all()) and bool((result.moves[:-1] >= 1).all())
+    else:
+        assert bool(result.acceptance.isnan().all()) and not bool(result.moves.any())
     torch.testing.assert_close(torch.logsumexp(result.log_weights, -1), torch.zeros(R, dtype=torch.float64))
 
 
@@ -107,3 +113,15 @@ def test_short_training_on_gmm9_reaches_log_z_within_its_standard_error():
     assert after.elbo > before.elbo + 0.1, (before.elbo, after.elbo)  # ~5 x the ELBOs' SE (sd(log w) / sqrt(2000))
     for est in (after, seq):  # importance sampling and the sequential estimate
         assert abs(est.log_z - target.log_Z) < 4 * est.stderr, (est.log_z, est.stderr)
+
+
+@pytest.mark.parametrize("df,mix", [(math.inf, 0.0), (3.0, 0.0), (3.0, 0.3), (3.0, 1.0)])
+def test_the_reference_gradient_matches_autograd(df, mix):
+    """SCLD's refresh uses SMC's reference with no t component (df = inf): its gradient was
+    0 * inf = NaN there, so every HMC proposal was rejected."""
+    from logz.samplers.smc_reference import DefensiveReference
+
+    ref = DefensiveReference(3, 1.7, df, mix)
+    x = torch.randn(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    (auto,) = torch.autograd.grad(ref.log_prob(x).sum(), x)
+    torch.testing.assert_close(ref.grad(x.detach()), auto)
