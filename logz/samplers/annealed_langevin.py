@@ -25,7 +25,7 @@ and step k+1's forward kernel.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -86,10 +86,11 @@ class PathTerms(NamedTuple):
 
 def log_densities(terms: PathTerms, betas: Tensor, eps: Tensor, init_var: float) -> tuple[Tensor, Tensor]:
     """(log F_k, log B_k), Tensor[M, B] each, of the M steps of ``terms``; ``betas``: the M
-    steps' beta_{k+1} [M], ``eps`` their step sizes [M], ``init_var`` = s0^2."""
+    steps' beta_{k+1} [M] (or [M, B]: per path, when the paths are different segments of
+    the grid), ``eps`` their step sizes [M] (or [M, B]), ``init_var`` = s0^2."""
     x, g, u = terms
-    b = betas.to(x)[:, None, None]
-    e = eps.to(x)[:, None, None]
+    b = betas.to(x)[..., None] if betas.ndim == 2 else betas.to(x)[:, None, None]
+    e = eps.to(x)[..., None] if eps.ndim == 2 else eps.to(x)[:, None, None]
     langevin = (1 - b) * (-x[1:] / init_var) + b * g[1:]  # at x_{k+1}, same beta_{k+1}
     mean_f = x[:-1] + e * ((1 - b) * (-x[:-1] / init_var) + b * g[:-1] + u[:-1])
     mean_b = x[1:] + e * (langevin - u[1:])
@@ -97,7 +98,7 @@ def log_densities(terms: PathTerms, betas: Tensor, eps: Tensor, init_var: float)
 
 
 def _log_normal(diff: Tensor, eps: Tensor) -> Tensor:
-    """log N(diff; 0, 2 eps I) over the last dim; eps [M, 1, 1]."""
+    """log N(diff; 0, 2 eps I) over the last dim; eps [M, 1, 1] or [M, B, 1]."""
     d = diff.shape[-1]
     var = 2 * eps[..., 0]
     return -0.5 * diff.square().sum(-1) / var - 0.5 * d * torch.log(2 * math.pi * var)
@@ -105,16 +106,19 @@ def _log_normal(diff: Tensor, eps: Tensor) -> Tensor:
 
 def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_var: float,
              times: Tensor, score: Callable[[Tensor], Tensor], control: Callable[[Tensor, Tensor], Tensor],
-             draw: Callable, noise_scale: float = 1.0, backward: bool = False) -> PathTerms:
+             draw: Callable, noise_scale: float = 1.0, backward: bool = False,
+             start: Optional[tuple[Tensor, Tensor]] = None) -> PathTerms:
     """Run the kernels of steps k0..k1-1: forward F_k from x_{k0} = x0, or with ``backward``
     the B_k from x_{k1} = x0 down to x_{k0} (the EUBO's paths when x0 ~ p). x0: Tensor[B, d];
     ``betas`` [N+1], ``eps`` [N], ``times`` [N+1] of the whole path; ``draw(shape, dtype,
     device)``: standard normals; ``noise_scale`` multiplies the noise (an exploring behaviour
-    process; densities stay nominal). Returns PathTerms in forward time order."""
+    process; densities stay nominal); ``start``: (score, control) at x0 when already known
+    (the previous segment's last state). Returns PathTerms in forward time order."""
     steps = range(k1 - 1, k0 - 1, -1) if backward else range(k0, k1)
     sign = -1.0 if backward else 1.0
     x = x0
-    xs, gs, us = [x0], [score(x0)], [control(x0, times[k1 if backward else k0])]
+    g0, u0 = start if start is not None else (score(x0), control(x0, times[k1 if backward else k0]))
+    xs, gs, us = [x0], [g0], [u0]
     for k in steps:
         b, e = betas[k + 1], eps[k]
         drift = (1 - b) * (-x / init_var) + b * gs[-1] + sign * us[-1]

@@ -7,10 +7,19 @@ Training (SCLD's): the log-variance of every segment's increments on the sequent
 process's own sub-trajectories, half fresh and half replayed by priority from a buffer
 (``objectives.sub_log_variance``, ``subtrajectory_buffer``); CMCD's "vargrad" and "kl"
 also apply. The MCMC refresh is SMC's move phase (``smc_moves.Moves``: Newton-Gibbs up to
-``GIBBS_MAX_DIM`` dimensions, HMC above): ``mcmc_steps`` moves at every inner segment end
-while training and estimating, plus, when estimating, ``moves_per_beta`` per unit of beta
-(SMC's calibrated default), so that the estimate carries SMC's mixing and the learned
-transport on top of it.
+``GIBBS_MAX_DIM`` dimensions, HMC above), its number of moves tied to the path: a segment
+from beta to beta' gets ``mcmc_steps`` + ``moves_per_beta`` x (beta' - beta) moves
+(stochastically rounded). Estimates use SMC's calibrated ``moves_per_beta``, so that they
+carry SMC's mixing with the learned transport on top; training uses a few
+(``train_moves_per_beta``), for speed. By default every step is a segment end (resampling
+is ESS-triggered, so it happens only where the weights degenerate), as the reference code
+runs Funnel, LGCP and Sonar.
+
+Defaults meant for targets logz has not seen: pi0 and the Langevin step from the target's
+``init_std`` s0 (eps_k = 0.001 s0^2: small, so that an untrained control is nearly SMC along
+a fixed grid; a larger step lets unadjusted Langevin moves with a global step size throw
+particles around a funnel's neck, measured: Funnel-10 at 0.01 s0^2 -0.4 to -0.8 before
+training, at 0.001 s0^2 -0.1; ``results/sequential/README.md``).
 """
 
 from __future__ import annotations
@@ -22,12 +31,13 @@ import torch
 
 from logz.samplers._common import _check, _is_int
 from logz.samplers.cmcd import CMCD
-from logz.samplers.estimators import LogZEstimate, combine_independent_log_z, effective_sample_size
+from logz.samplers.estimators import LogZEstimate
 from logz.samplers.objectives import Objective
 from logz.samplers.objectives.sub_log_variance import SubLogVariance
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
 from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves
 from logz.samplers.smc_reference import DefensiveReference
+from logz.samplers.smc_result import combine_replicates, replicates_for
 from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
 
 KERNELS = ("auto", "gibbs", "hmc", "mala")
@@ -36,15 +46,18 @@ KERNELS = ("auto", "gibbs", "hmc", "mala")
 class SCLD(CMCD):
     """CMCD with the sequential estimate. Args as ``CMCD``, plus:
 
-    segments: S, the pieces of the path between resampling points (None: min(16, num_steps)).
+    segments: S, the pieces of the path between resampling points (None: num_steps, every step).
     resample_threshold: resample a replicate when its ESS / P falls below this (0.3; 0:
         never, 1: after every segment).
     mcmc_kernel: "auto" (Newton-Gibbs up to ``GIBBS_MAX_DIM`` dimensions, HMC above),
         "gibbs", "hmc" or "mala"; leapfrog_steps: per HMC move (5).
-    mcmc_steps: moves at every inner segment end, in training and estimates (1; 0: none).
-    moves_per_beta: extra moves per unit of beta in estimates (None: SMC's calibrated
-        default for the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
-    replicates: R independent particle systems per estimate (8): the error bar.
+    mcmc_steps: moves at every inner segment end, in training and estimates (0).
+    moves_per_beta: moves per unit of beta in estimates (None: SMC's calibrated default for
+        the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
+    train_moves_per_beta: moves per unit of beta while training (8).
+    step_size: eps_k / s0^2 (0.001; see above).
+    replicates: R independent particle systems per estimate, the error bar (None: SMC's
+        calibrated ``smc_result.replicates_for(num_samples)``, 40 of 50 at 2000 particles).
     loss: "subtraj" (segment-wise log-variance on the sequential process, SCLD's), "vargrad", "kl".
     buffer: replay sub-trajectories ("subtraj" only; True); buffer_batches: its capacity in
         batches (20, the reference code's); buffer_temperature: of its softmax priorities (1).
@@ -54,35 +67,39 @@ class SCLD(CMCD):
     losses = ("subtraj", "vargrad", "kl")
 
     def __init__(self, target, *, segments: Optional[int] = None, resample_threshold: float = 0.3,
-                 mcmc_kernel: str = "auto", mcmc_steps: int = 1, moves_per_beta: Optional[float] = None,
-                 leapfrog_steps: int = 5, replicates: int = 8, loss: str = "subtraj", buffer: bool = True,
+                 mcmc_kernel: str = "auto", mcmc_steps: int = 0, moves_per_beta: Optional[float] = None,
+                 train_moves_per_beta: float = 8.0, step_size: float = 0.001,
+                 leapfrog_steps: int = 5, replicates: Optional[int] = None, loss: str = "subtraj", buffer: bool = True,
                  buffer_batches: int = 20, buffer_temperature: float = 1.0, **kw):
-        _check("replicates", _is_int(replicates) and replicates >= 2, replicates, "an integer >= 2")
+        _check("replicates", replicates is None or (_is_int(replicates) and replicates >= 2), replicates,
+               "None or an integer >= 2")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
         _check("mcmc_kernel", mcmc_kernel in KERNELS, mcmc_kernel, f"one of {KERNELS}")
         _check("leapfrog_steps", _is_int(leapfrog_steps) and leapfrog_steps >= 1, leapfrog_steps, "an integer >= 1")
-        _check("moves_per_beta", moves_per_beta is None or (isinstance(moves_per_beta, (int, float)) and
-               math.isfinite(moves_per_beta) and moves_per_beta >= 0), moves_per_beta, "a number >= 0")
+        for key, v in (("moves_per_beta", moves_per_beta), ("train_moves_per_beta", train_moves_per_beta)):
+            _check(key, (v is None and key == "moves_per_beta") or (isinstance(v, (int, float)) and
+                   not isinstance(v, bool) and math.isfinite(v) and v >= 0), v, "a number >= 0")
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and
                0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
         _check("buffer", isinstance(buffer, bool), buffer, "True or False")
         _check("buffer_batches", _is_int(buffer_batches) and buffer_batches >= 1, buffer_batches, "an integer >= 1")
-        super().__init__(target, loss=loss, **kw)
+        super().__init__(target, loss=loss, step_size=step_size, **kw)
         if self.shard.active:
             raise ValueError("scld does not split over processes yet (its particle system runs on one rank)")
-        segments = min(16, self.num_steps) if segments is None else segments
+        segments = self.num_steps if segments is None else segments
         self.ends = segment_ends(self.num_steps, segments)
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
         self.mcmc_kernel = ("gibbs" if self.dim <= GIBBS_MAX_DIM else "hmc") if mcmc_kernel == "auto" else mcmc_kernel
         self.leapfrog_steps = 1 if self.mcmc_kernel == "mala" else int(leapfrog_steps)
         self.moves_per_beta = float(DEFAULT_MOVES_PER_BETA[self.mcmc_kernel] if moves_per_beta is None
                                     else moves_per_beta)
-        self.replicates = int(replicates)
+        self.train_moves_per_beta = float(train_moves_per_beta)
+        self.replicates = None if replicates is None else int(replicates)
         self.buffer = (SubtrajectoryBuffer(int(buffer_batches) * self.batch_size, buffer_temperature)
                        if buffer and self.loss == "subtraj" else None)
         for fp in (self.fingerprint, self.trainer.fingerprint):  # checkpoints must match these too
             fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
-                      mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None)
+                      train_moves_per_beta=self.train_moves_per_beta, mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)
@@ -96,8 +113,9 @@ class SCLD(CMCD):
 
     def moves(self, generator: torch.Generator, training: bool) -> Optional[Moves]:
         """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 as
-        the reference; ``moves_per_beta`` only in estimates."""
-        per_beta = 0.0 if training else self.moves_per_beta
+        the reference; ``train_moves_per_beta`` moves per unit of beta in training,
+        ``moves_per_beta`` in estimates."""
+        per_beta = self.train_moves_per_beta if training else self.moves_per_beta
         if self.mcmc_steps == 0 and per_beta == 0:
             return None
         ref = DefensiveReference(self.dim, math.sqrt(self.init_var), math.inf, 0.0)
@@ -113,20 +131,20 @@ class SCLD(CMCD):
 
     def run(self, num_samples: int) -> SequentialResult:
         """One sequential run of ``num_samples`` particles in all (R replicates of num_samples // R)."""
-        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * self.replicates, num_samples,
-               f"an integer >= 2 x replicates = {2 * self.replicates}")
+        R = self.replicates
+        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (R or 2), num_samples,
+               f"an integer >= 2 x replicates = {2 * (R or 2)}")
+        R = R or replicates_for(num_samples)
         with self.shard.guard():
-            return self.run_particles(self.replicates, int(num_samples) // self.replicates, self.eval_generator)
+            return self.run_particles(R, int(num_samples) // R, self.eval_generator)
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
-        """log Z^ = log mean over replicates of Z^_r, its standard error from their spread
-        (Bessel-corrected), ELBO = mean log Z^_r, ESS of the pooled final weights."""
+        """SMC's estimate from the replicates (``smc_result.combine_replicates``): log Z^ = log
+        mean of the Z^_r, its standard error from their spread (Bessel-corrected), ELBO = mean
+        log Z^_r, ESS of the pooled final weights; flagged unreliable as SMC's (too few
+        effective particles, or a few replicates carrying the estimate)."""
         result = self.run(num_samples)
-        log_z, stderr = combine_independent_log_z(result.log_z)
-        R = result.log_z.numel()
-        pooled = (result.log_weights + result.log_z[:, None]).reshape(-1)
-        return LogZEstimate(log_z=log_z, stderr=stderr * math.sqrt(R / (R - 1)), elbo=float(result.log_z.mean()),
-                            eubo=None, ess=effective_sample_size(pooled), num_samples=int(pooled.numel()))
+        return combine_replicates(result.log_z, result.log_weights)
 
 
 __all__ = ["SCLD"]

@@ -88,8 +88,10 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     log_z = x.new_zeros(R)
     step = x.new_full((R,), float(step_size))
     resampled, acceptance, n_moves = [], [], []
+    carry = None  # (score, control) at x when still valid: each state's are computed once
     for k0, k1 in zip(ends[:-1], ends[1:]):
-        terms = al.simulate(x, k0, k1, draw=draw, **args)
+        terms = al.simulate(x, k0, k1, draw=draw, start=carry, **args)
+        carry = (terms.scores[-1], terms.controls[-1])
         log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.init_var)
         x = terms.states[-1]
         log_p = s.log_reward(x)
@@ -104,8 +106,8 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         if bool(low.any()):
             idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
             pick = torch.where(low[:, None], idx, torch.arange(P, device=x.device).expand(R, P))
-            x = torch.gather(x.view(R, P, -1), 1, pick[..., None].expand(R, P, x.shape[-1])).reshape(R * P, -1)
-            log_p = torch.gather(log_p.view(R, P), 1, pick).reshape(-1)
+            rows = (pick + P * torch.arange(R, device=x.device)[:, None]).reshape(-1)
+            x, log_p, carry = x[rows], log_p[rows], (carry[0][rows], carry[1][rows])
             log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
         resampled.append(low)
         acc, count = x.new_full((R,), math.nan), torch.zeros(R, dtype=torch.long, device=x.device)
@@ -117,6 +119,8 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
                                                          log_w)
             acc = torch.where(count > 0, acc_sum / count.clamp_min(1), acc)
             x, log_p = xr.reshape(R * P, -1), lpr.reshape(-1)
+            if bool((count > 0).any()):
+                carry = None
         acceptance.append(acc)
         n_moves.append(count)
         log_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)

@@ -58,23 +58,46 @@ class SubLogVariance(Objective):
 
     def loss(self, s, batch: tuple) -> tuple[Tensor, KLInfo]:
         segments, log_z, replayed = batch
-        betas, eps = s.annealing.betas(), s.annealing.step_sizes()
-        total, log_w, rescored = 0.0, 0.0, []
-        for seg in segments:
-            log_f, log_b = al.log_densities(s.path_terms(seg.states, seg.k0), betas[seg.k0 + 1:seg.k1 + 1],
-                                            eps[seg.k0:seg.k1], s.init_var)
-            inc = (al.log_gamma(seg.end_log_p, seg.states[-1], betas[seg.k1], s.init_var)
-                   - al.log_gamma(seg.start_log_p, seg.states[0], betas[seg.k0], s.init_var)
-                   + (log_b - log_f).sum(0))
-            rescored.append(inc.detach())
+        total, log_w, rescored = 0.0, 0.0, increments(s, segments)
+        for inc in rescored:
             inc = s.shard.gather(inc)
             total = total + inc.var(unbiased=False)
             log_w = log_w + inc.detach().mean()
         if replayed is not None:
             idx, half = replayed
-            s.buffer.update(idx, [g[half:] for g in rescored])
+            s.buffer.update(idx, [g.detach()[half:] for g in rescored])
         # log_z: this run's sequential estimate; elbo: sum of the segments' mean log G
         return total / s.dim, KLInfo(log_z.detach().reshape(()), torch.as_tensor(log_w))
 
 
-__all__ = ["SubLogVariance", "SubLogVarianceConfig"]
+def increments(s, segments) -> list[Tensor]:
+    """Each segment's increments log G [B_s] under the sampler's current control, schedule and
+    step sizes, with the graph. Segments of equal length are scored in one batched call (with
+    every step a segment, one call instead of N)."""
+    betas, eps = s.annealing.betas(), s.annealing.step_sizes()
+    out: list = [None] * len(segments)
+    by_length: dict[int, list[int]] = {}
+    for i, seg in enumerate(segments):
+        by_length.setdefault(seg.k1 - seg.k0, []).append(i)
+    for L, members in by_length.items():
+        group = [segments[i] for i in members]
+        sizes = [seg.states.shape[1] for seg in group]
+        states = torch.cat([seg.states for seg in group], 1)  # [L+1, rows, d]
+        k0 = torch.cat([torch.full((n,), seg.k0, dtype=torch.long) for seg, n in zip(group, sizes)])
+        k0 = k0.to(states.device)
+        steps = k0[None, :] + torch.arange(L + 1, device=states.device)[:, None]  # [L+1, rows]
+        M1, rows, d = states.shape
+        flat = states.reshape(M1 * rows, d)
+        u = s.policy()(flat, s.times[steps.reshape(-1)]).view(M1, rows, d)
+        terms = al.PathTerms(states, s.kernel_score(flat).view(M1, rows, d), u)
+        log_f, log_b = al.log_densities(terms, betas[steps[1:]], eps[steps[:-1]], s.init_var)
+        start_log_p = torch.cat([seg.start_log_p for seg in group])
+        end_log_p = torch.cat([seg.end_log_p for seg in group])
+        inc = (al.log_gamma(end_log_p, states[-1], betas[steps[-1]], s.init_var)
+               - al.log_gamma(start_log_p, states[0], betas[steps[0]], s.init_var) + (log_b - log_f).sum(0))
+        for i, part in zip(members, torch.split(inc, sizes)):
+            out[i] = part
+    return out
+
+
+__all__ = ["SubLogVariance", "SubLogVarianceConfig", "increments"]
