@@ -17,7 +17,7 @@ Classical samplers (no training, no evaluations) have no curve and are left out.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -119,9 +119,7 @@ def iteration_table(records: Sequence[dict], iterations: Optional[Sequence[int]]
              "from each run's periodic evaluation at that iteration (2000 samples unless the budget "
              "says otherwise; the last column of a run may be its final model). Rows are "
              "sampler (budget); an empty cell: no evaluation of that run at that iteration.", ""]
-    budgets = sorted({(str(r.get("budget")), r.get("budget_description") or "") for r in records
-                      if r.get("iterations")})
-    lines += [f"- `{b}`: {d}" for b, d in budgets] + [""]
+    lines += budget_lines(records) + [""]
     for target in sorted(curves):
         rows = curves[target]
         cols = list(iterations) if iterations is not None else shared_iterations(rows)
@@ -135,6 +133,25 @@ def iteration_table(records: Sequence[dict], iterations: Optional[Sequence[int]]
             lines.append(f"| {row[0]} ({row[1]}) | " + " | ".join(cell(rows[row].get(c, [])) for c in cols)
                          + f" | {published_cell(row[0], target)} |")
         lines.append("")
+    from logz.bench.report import PUBLISHED_NOTE, SEQUENTIAL_PUBLISHED_NOTE
+
+    sequential = {r.get("sampler") for r in records} & {"cmcd", "scld"}
+    return lines + [f"- {PUBLISHED_NOTE}"] + ([f"- {SEQUENTIAL_PUBLISHED_NOTE}"] if sequential else []) + [""]
+
+
+def budget_lines(records: Sequence[dict]) -> list[str]:
+    """One markdown line per budget of the learned samplers' records: its most frequent description
+    (records of one budget differ by their sampler's overrides) and how many others there are."""
+    by_budget: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        if r.get("iterations"):
+            by_budget[str(r.get("budget"))][r.get("budget_description") or "no description stored"] += 1
+    lines = []
+    for b, descriptions in sorted(by_budget.items()):
+        (text, _), others = descriptions.most_common(1)[0], len(descriptions) - 1
+        lines.append(f"- `{b}`: {text}" + (f" ({others} other description{'s' if others > 1 else ''} in "
+                                             "these records: per-sampler overrides, or the budget as it "
+                                             "was when they ran; each record keeps its own)" if others else ""))
     return lines
 
 
@@ -144,6 +161,7 @@ def write_comparison(dirs: Sequence[PathLike], out: PathLike, *, iterations: Opt
     records of ``dirs``; returns {"markdown": path, "plots": [paths], "records": n}."""
     records = load_records(dirs)
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     paths: dict = {"markdown": out / "side_by_side.md", "plots": [], "records": len(records)}
     table = iteration_table(records, iterations)
     text = "\n".join(["# Side by side at equal iterations", "",
@@ -159,10 +177,9 @@ def write_comparison(dirs: Sequence[PathLike], out: PathLike, *, iterations: Opt
             if p is not None:
                 paths["plots"].append(p)
         text += "\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in paths["plots"]) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
     save_atomic(paths["markdown"], lambda p: Path(p).write_text(text + "\n"))
     return paths
 
 
 __all__ = ["load_records", "error_at", "iterations_of", "error_curves", "cell", "shared_iterations",
-           "iteration_table", "write_comparison"]
+           "iteration_table", "budget_lines", "write_comparison"]

@@ -181,3 +181,5 @@ def test_compare_cli_writes_the_table_and_one_plot_per_target(tmp_path, capsys):
     assert "no stored records" in capsys.readouterr().err
     paths = write_comparison([tmp_path / "ref"], tmp_path / "only_ref", iterations=[1000], plots=False)
     assert paths["plots"] == [] and "| 1000 |" in paths["markdown"].read_text()
+    paths = write_comparison([tmp_path / "ref"], tmp_path / "a" / "new" / "dir")  # --out need not exist
+    assert [p.name for p in paths["plots"]] == ["errors_vs_iterations_gmm9.png"]
