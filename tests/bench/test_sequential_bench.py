@@ -183,3 +183,32 @@ def test_compare_cli_writes_the_table_and_one_plot_per_target(tmp_path, capsys):
     assert paths["plots"] == [] and "| 1000 |" in paths["markdown"].read_text()
     paths = write_comparison([tmp_path / "ref"], tmp_path / "a" / "new" / "dir")  # --out need not exist
     assert [p.name for p in paths["plots"]] == ["errors_vs_iterations_gmm9.png"]
+
+
+def _data_dir():
+    import os
+    from pathlib import Path
+
+    from logz.targets.data import DATA_DIR_ENV
+
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def test_tiny_cmcd_scld_cells_on_a_data_target_are_compared_with_the_stored_reference(tmp_path, monkeypatch):
+    from logz.bench.reference import REFERENCE_FILE_ENV, default_reference_file
+    from logz.bench.runner import run_grid
+    from logz.targets.data import DATA_DIR_ENV
+
+    data = _data_dir()
+    monkeypatch.delenv(REFERENCE_FILE_ENV, raising=False)
+    path = default_reference_file()
+    if not (data / "ionosphere.csv").is_file() or path is None:
+        pytest.skip("needs the shared data (LOGZ_DATA_DIR) and a source checkout's results/references.json")
+    monkeypatch.setenv(DATA_DIR_ENV, str(data))
+    records = run_grid(["ionosphere"], ["cmcd", "scld"], [0], budgets.get("tiny"), tmp_path, metrics=[],
+                       progress=False)
+    stored = json.loads(path.read_text())["ionosphere"]["log_z"]
+    for r in records:  # no --reference-file given: the project's stored value, named in the record
+        assert r["status"] == "ok" and r["true_log_z"] == stored and str(path) in r["true_log_z_source"]
+        assert r["error"] == pytest.approx(r["log_z"] - stored)
