@@ -4,6 +4,7 @@
     logz bench --targets gmm9 funnel --samplers pis dgfs --seeds 3 --budget reference --out runs/ref
     logz bench --out runs/ref --report-only                     # re-make report.md / CSV / PNG
     logz bench --out runs/ref --recompute-metrics mode_coverage # metrics again, from saved samples
+    logz bench --out runs/seq --compare results/reference       # side by side at equal iterations
     logz bench --list                                           # valid names
     logz calibrate --target funnel --sampler smc --seeds 50     # is the error bar calibrated?
 
@@ -51,6 +52,12 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--recompute-metrics", nargs="+", default=None, metavar="NAME",
                    help="recompute these metrics of the finished cells in --out (of --targets / "
                         "--samplers) from their saved samples, without training, then report")
+    p.add_argument("--compare", nargs="+", default=None, metavar="DIR",
+                   help="set the records of --out beside those of these result directories at equal "
+                        "training iterations (mean |log Z error| over seeds per evaluation): writes "
+                        "<out>/side_by_side.md and errors_vs_iterations_<target>.png, runs nothing")
+    p.add_argument("--at", nargs="+", type=_positive_int, default=None, metavar="ITERATION",
+                   help="with --compare: the iterations to tabulate (default: those two or more rows share)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list valid target, sampler, budget and metric names")
@@ -82,6 +89,23 @@ def _command(args, out: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _compare(args) -> int:
+    """``--compare``: the side-by-side table and plots of --out and the given directories."""
+    from logz.bench.compare import write_comparison
+
+    out = args.out or f"runs/bench/{args.budget}"
+    dirs = ([out] if (Path(out) / "cells").is_dir() else []) + [d for d in args.compare if d != out]
+    try:
+        paths = write_comparison(dirs, out, iterations=args.at, plots=not args.no_plots)
+    except ValueError as err:
+        print(f"logz bench: error: {err}", file=sys.stderr)
+        return 2
+    print(f"side by side: {paths['markdown']} ({paths['records']} records from {', '.join(dirs)})")
+    for p in paths["plots"]:
+        print(f"plot:    {p}")
+    return 0
+
+
 def handler(args) -> int:
     """Run the grid (unless --report-only / --recompute-metrics), then write the report; 2 on bad input."""
     from logz.bench.report import write_report
@@ -89,6 +113,8 @@ def handler(args) -> int:
 
     if args.list:
         return _list()
+    if args.compare:
+        return _compare(args)
     try:
         budget = budgets.get(args.budget)
         out = args.out or f"runs/bench/{budget.name}"

@@ -4,6 +4,8 @@
   over seeds, and the published figure, one panel per target (log scale);
 - ``training_<target>.png``: training loss and the running batch log Z estimate (minus the
   true log Z) per learned sampler, one line per seed;
+- ``errors_vs_iterations_<target>.png``: |log Z error| of the periodic evaluations against the
+  training iteration, every sampler in one panel (mean over seeds, range as a band);
 - ``samples_<target>.png``: model samples (first two coordinates) over the density's
   contours (2-D targets) or over exact target samples (higher dimensions);
 - ``energy_<target>.png``: histograms of the energy -log p~ of model and exact samples;
@@ -120,6 +122,40 @@ def training_plot(target: str, records: Sequence[dict], path: Path) -> Optional[
         axes[0, j].legend(fontsize=7)
     fig.suptitle(f"training curves, {target}")
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def error_vs_iterations_plot(target: str, records: Sequence[dict], path: Path) -> Optional[Path]:
+    """|log Z error| against training iterations, every (sampler, budget) in one panel: the mean
+    over seeds at each evaluation (line), the range over seeds (band), the published figure
+    (dotted, where there is one). ``training_plot`` draws each seed's running batch estimate per
+    sampler; this one sets the samplers against each other, so a reader sees where a budget stops."""
+    from logz.bench.compare import error_curves
+    from logz.bench.report import published, row_rank
+
+    rows = error_curves(_ok(records)).get(target, {})
+    if not any(len(per_it) >= 2 for per_it in rows.values()):  # no periodic evaluations: no curve
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for k, ((sampler, budget), per_it) in enumerate(sorted(rows.items(), key=lambda kv: (row_rank(kv[0][0]), kv[0][1]))):
+        its = sorted(per_it)
+        vals = [[max(v, 1e-6) for v in per_it[i]] for i in its]
+        seeds = max(len(v) for v in vals)
+        ax.plot(its, [sum(v) / len(v) for v in vals], "o-", ms=3, color=f"C{k}",
+                label=f"{sampler} ({budget}, {seeds} seed{'s' if seeds > 1 else ''})")
+        if seeds > 1:
+            ax.fill_between(its, [min(v) for v in vals], [max(v) for v in vals], color=f"C{k}", alpha=0.15, lw=0)
+        pub = published(sampler, target)
+        if pub is not None:
+            ax.axhline(pub["value"], color=f"C{k}", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("|log Z error|")
+    ax.set_title(f"{target}: |log Z error| vs iterations (mean over seeds, band: range; dotted: published)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -264,10 +300,11 @@ def make_plots(records: Sequence[dict], out: PathLike) -> list[Path]:
     paths = [log_z_error_plot(records, out / "log_z_error.png")]
     for target, rs in _by(records, "target").items():
         paths.append(training_plot(target, rs, out / f"training_{target}.png"))
+        paths.append(error_vs_iterations_plot(target, rs, out / f"errors_vs_iterations_{target}.png"))
         paths.append(samples_plot(target, rs, store, out / f"samples_{target}.png"))
         paths.append(energy_plot(target, rs, store, out / f"energy_{target}.png"))
         paths.append(mode_plot(target, rs, out / f"modes_{target}.png"))
     return [p for p in paths if p is not None]
 
 
-__all__ = ["make_plots", "log_z_error_plot", "training_plot", "samples_plot", "energy_plot", "mode_plot"]
+__all__ = ["make_plots", "log_z_error_plot", "training_plot", "error_vs_iterations_plot", "samples_plot", "energy_plot", "mode_plot"]

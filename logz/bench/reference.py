@@ -12,6 +12,12 @@ file. Command line::
 The JSON file maps target names to records; running it for another target
 adds (or replaces) that target's record. :func:`load_reference_log_z` reads a
 record back and, given the target, checks that its data file is unchanged.
+
+The project's stored references (ionosphere, sonar, LGCP; ``results/references.json``,
+their reading in ``results/reference/README.md``) are what ``logz bench`` and
+``logz calibrate`` compare with when no ``--reference-file`` is given:
+:func:`default_reference_file` finds them in a source checkout, or wherever
+``$LOGZ_REFERENCE_FILE`` points.
 """
 
 from __future__ import annotations
@@ -94,6 +100,26 @@ def compute_reference_log_z(target: str, out: PathLike, *, num_samples: int = 20
     tmp.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
     tmp.replace(out)
     return record
+
+
+REFERENCE_FILE_ENV = "LOGZ_REFERENCE_FILE"
+
+
+def default_reference_file() -> Optional[Path]:
+    """The reference file used when none is given: ``$LOGZ_REFERENCE_FILE`` if set (an error
+    if it names no file), else the project's ``results/references.json`` beside the ``logz``
+    package (a source checkout or editable install), else None (an installed wheel has none:
+    pass ``--reference-file``)."""
+    env = os.environ.get(REFERENCE_FILE_ENV)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ValueError(f"${REFERENCE_FILE_ENV} = {env!r} is not a file")
+        return path
+    import logz
+
+    path = Path(logz.__file__).resolve().parent.parent / "results" / "references.json"
+    return path if path.is_file() else None
 
 
 def load_reference_log_z(path: PathLike, target: Union[str, object]) -> dict:

@@ -142,16 +142,25 @@ def _num(v: Any) -> Optional[float]:
 
 
 def reference_log_z(target, target_name: str, reference_file: Optional[PathLike]) -> tuple[Optional[float], str]:
-    """(log Z to compare with, its source): the exact one, else a stored reference record."""
+    """(log Z to compare with, its source): the exact one, else a stored reference record, from
+    ``reference_file`` or, if None, the project's stored references
+    (``logz.bench.reference.default_reference_file``; one made on other data is not used)."""
     exact = getattr(target, "log_Z", None)
     if exact is not None:
         return float(exact), "exact"
+    from logz.bench.reference import default_reference_file, load_reference_log_z
+
+    given = reference_file is not None
+    reference_file = reference_file if given else default_reference_file()
     if reference_file is not None:
-        from logz.bench.reference import load_reference_log_z
         try:
             rec = load_reference_log_z(reference_file, target)
         except KeyError:
             return None, "none"
+        except ValueError:  # the stored default was computed on another data file
+            if given:
+                raise
+            return None, "none (the stored reference was computed on different data)"
         return float(rec["log_z"]), f"reference ({rec['sampler']}, {rec['num_samples']} samples, {reference_file})"
     return None, "none"
 

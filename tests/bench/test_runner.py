@@ -120,7 +120,7 @@ def test_unknown_names_list_the_valid_ones(tmp_path, kind, kwargs):
         run_grid(progress=False, **args)
     valid = {"target": "funnel", "sampler": "dgfs", "metric": "sliced_w2"}[kind]
     assert valid in str(err.value)
-    with pytest.raises(ValueError, match="valid names: quick, reference, tiny"):
+    with pytest.raises(ValueError, match="valid names: quick, reference, sequential, tiny"):
         budgets.get("nope")
 
 
