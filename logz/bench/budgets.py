@@ -14,10 +14,10 @@ benchmark cell is fully described by (target, sampler, seed, budget) and its rec
   150 iterations, 1000 evaluation samples; DGFS rates x10 to make up for the short run).
   Its numbers check the pipeline; they are not comparable with published figures.
 - ``sequential``: the CMCD / SCLD accuracy grid on one core of a 2-core CPU (~7 min a cell
-  on gmm9): the ``reference`` settings (CMCD / SCLD on 128 steps, batch 256) for 1000
+  on gmm9): the ``reference`` settings (CMCD / SCLD on 128 steps, batch 256) for 500
   iterations, an evaluation every 100 (2000 samples), so
   that the error-vs-iterations table (``logz.bench.compare``) can set it beside the stored
-  ``reference`` grid at 500 and 1000 iterations; see :data:`SEQUENTIAL_NOTE`.
+  ``reference`` grid at 500 iterations; see :data:`SEQUENTIAL_NOTE`.
 - ``tiny``: a few iterations on tiny nets, for tests (seconds per cell).
 
 CMCD and SCLD run on 128 steps in every budget but ``tiny`` and ``quick`` (the reference code's
@@ -87,7 +87,7 @@ SEQUENTIAL_NOTE = (
     "LGCP (d = 1600, a dense GP prior) it runs 0.03 iterations/s even at batch 256 (measured "
     "2026-12-03), about 9 hours for 1000 iterations. Learning rates, schedule, segments and MCMC moves are logz's defaults of CMCD / "
     "SCLD, not the reference configs' per-target values (issue 19 asks for defaults that work on "
-    "targets logz has not seen). The `sequential` budget (1000 iterations, an evaluation every "
+    "targets logz has not seen). The `sequential` budget (500 iterations, an evaluation every "
     "100) is the one the accuracy grid runs on this machine; its rows are compared with the "
     "stored `reference` grid at equal iterations (`logz bench --compare`).")
 
@@ -190,9 +190,9 @@ BUDGETS: dict[str, Budget] = {
                                                    "replay_prioritized": "uniform"}}},
         note="the papers' budget (REFERENCE.md); takes hours per cell on a 2-core CPU"),
     "sequential": Budget(
-        "sequential", iterations=1000, eval_samples=2000, eval_every=100,
+        "sequential", iterations=500, eval_samples=2000, eval_every=100,
         gfn_lr=(1e-3, 1e-2), gfn_cosine_final=0.01, overrides=SEQUENTIAL_STEPS,
-        note="CMCD / SCLD accuracy grid on one core of a 2-core CPU: 1000 iterations (the stored "
+        note="CMCD / SCLD accuracy grid on one core of a 2-core CPU: 500 iterations (the stored "
              "`reference` grid runs 5000); compare at equal iterations with `logz bench --compare`"),
     "quick": Budget(
         "quick", iterations=150, eval_samples=1000, batch_size=64, num_steps=50,

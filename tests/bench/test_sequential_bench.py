@@ -27,7 +27,7 @@ def test_reference_and_sequential_budgets_run_cmcd_scld_on_the_papers_steps(samp
         assert (c["num_steps"], c["hidden"], c["layers"], c["batch_size"]) == (128, 64, 2, 256)
         assert c["eval_samples"] == 2000 and b.eval_samples == 2000
     assert ref.train_iterations(sampler) == 5000 and ref.sampler_config(sampler, "funnel")["eval_every"] == 500
-    assert seq.train_iterations(sampler) == 1000 and seq.sampler_config(sampler, "funnel")["eval_every"] == 100
+    assert seq.train_iterations(sampler) == 500 and seq.sampler_config(sampler, "funnel")["eval_every"] == 100
     # the sequential budget evaluates at every iteration the stored reference grid evaluates, up to its end
     assert all(it % seq.eval_every == 0 for it in range(ref.eval_every, seq.iterations + 1, ref.eval_every))
     # every notable setting of the reference code is stated, with where this machine forces less
