@@ -125,3 +125,21 @@ def test_the_reference_gradient_matches_autograd(df, mix):
     x = torch.randn(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     (auto,) = torch.autograd.grad(ref.log_prob(x).sum(), x)
     torch.testing.assert_close(ref.grad(x.detach()), auto)
+
+
+@pytest.mark.parametrize("num_steps,segments", [(7, 3), (6, 6)])
+def test_the_loss_rescores_segments_as_the_run_scored_them(diag_gaussian, num_steps, segments):
+    """The training loss re-scores the recorded segments in batched groups of equal length;
+    under unchanged parameters it must give each row the increment the run itself computed
+    (segments of lengths 2, 3, 2 and of length 1)."""
+    from logz.samplers.objectives.sub_log_variance import increments
+
+    target = diag_gaussian([0.5, -0.5], [1.0, 0.5], log_Z=0.3)
+    s = samplers.get("scld", target, num_steps=num_steps, segments=segments, batch_size=16, step_size=0.1,
+                     control=LinearControl(2), dtype=torch.float64, learn_schedule=True, resample_threshold=0.9,
+                     train_moves_per_beta=4.0)
+    record: list = []
+    s.run_particles(2, 16, torch.Generator().manual_seed(0), training=True, record=record)
+    assert [seg.k1 - seg.k0 for seg in record] == [s.ends[i + 1] - s.ends[i] for i in range(segments)]
+    for seg, inc in zip(record, increments(s, record)):
+        torch.testing.assert_close(inc.detach(), seg.log_g)
