@@ -25,6 +25,10 @@ from logz.samplers.objectives import Objective
 from logz.samplers.objectives.kl import KLInfo
 
 
+#: a segment's log-variance is clipped here (SCLD repository, ``loss_fns.py``: 1e7)
+VARIANCE_CLIP = 1e7
+
+
 @dataclass(frozen=True)
 class SubLogVarianceConfig:
     def validate(self) -> "SubLogVarianceConfig":
@@ -61,7 +65,11 @@ class SubLogVariance(Objective):
         total, log_w, rescored = 0.0, 0.0, increments(s, segments)
         for inc in rescored:
             inc = s.shard.gather(inc)
-            total = total + inc.var(unbiased=False)
+            inc = inc[torch.isfinite(inc)]
+            # float64: a particle deep in a funnel's neck has log p~ ~ -1e20, whose square
+            # overflows float32; the clip (the reference code's, 1e7) leaves such a segment
+            # without gradient for one iteration rather than stopping the training
+            total = total + inc.double().var(unbiased=False).clamp(max=VARIANCE_CLIP).to(inc.dtype)
             log_w = log_w + inc.detach().mean()
         if replayed is not None:
             idx, half = replayed
@@ -100,4 +108,4 @@ def increments(s, segments) -> list[Tensor]:
     return out
 
 
-__all__ = ["SubLogVariance", "SubLogVarianceConfig", "increments"]
+__all__ = ["SubLogVariance", "SubLogVarianceConfig", "VARIANCE_CLIP", "increments"]
