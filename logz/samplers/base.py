@@ -20,13 +20,15 @@ PIS, DDS, DGFS, TB, DB, VarGrad, dgfs_lv and Adjoint Sampling are compositions o
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Optional, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from logz.samplers._common import _check, _has_exact_samples, _is_int
-from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
+from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights, reliability
 from logz.samplers.learned_path_smc import learned_path_log_z
 from logz.samplers.nets import GridControl, TimeConditioned
 from logz.samplers.paths import exact_sample_log_weights, fresh_log_weights
@@ -272,7 +274,16 @@ class PathSampler:
             raise ValueError("resample=True runs in one process only (its particle systems are not split)")
         result = learned_path_log_z(self, replicates, num_samples // replicates, ends,
                                     resample_threshold=float(resample_threshold), generator=self.eval_generator)
-        return combine_replicates(result.log_z, result.log_weights)
+        est = combine_replicates(result.log_z, result.log_weights)
+        if not _has_exact_samples(self.target):
+            return est
+        # the particles move by the learned kernels only: mass the learned path never reaches is
+        # missed by the SMC estimate too; the EUBO of the same path (exact samples) sees it
+        lw_t = self.target_log_weights(num_samples)
+        eubo_, eubo_se = float(lw_t.mean()), float(lw_t.std() / math.sqrt(lw_t.numel()))
+        ok, reason = reliability(est.log_z, None, est.num_samples, eubo_=eubo_, eubo_stderr=eubo_se)
+        return dataclasses.replace(est, eubo=eubo_, reliable=est.reliable and ok,
+                                   reason="; ".join(filter(None, [est.reason, reason])))
 
     def target_log_weights(self, num_samples: int) -> Tensor:
         """log w of paths drawn backwards from exact target samples through the reference

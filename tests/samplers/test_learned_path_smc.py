@@ -82,7 +82,8 @@ def test_the_log_flow_at_one_grid_time_is_the_log_flows_row(diag_gaussian):
 def test_the_estimate_has_a_replicate_error_bar(diag_gaussian, dtype):
     s = random_dgfs(diag_gaussian([0.5, -0.5], [1.0, 0.5], log_Z=0.3), dtype)
     est = s.estimate_log_z(640, resample=True, replicates=16, segments=4)
-    assert est.num_samples == 640 and est.stderr > 0 and 0 < est.ess <= 1 and est.eubo is None
+    assert est.num_samples == 640 and est.stderr > 0 and 0 < est.ess <= 1
+    assert est.eubo is not None and est.reliable, est.reason  # the same path's EUBO, from exact samples
     assert abs(est.log_z - 0.3) < 4 * est.stderr + 0.02
     result = learned_path_log_z(s, 16, 40, segment_ends(8, 4), resample_threshold=0.3,
                                 generator=torch.Generator().manual_seed(1))
@@ -91,6 +92,16 @@ def test_the_estimate_has_a_replicate_error_bar(diag_gaussian, dtype):
     assert result.log_z.unique().numel() == 16  # independent systems, not copies
     plain = s.estimate_log_z(640)  # resample=False: the importance-weighted estimate, as before
     assert plain.eubo is not None and plain.pareto_k is not None
+
+
+def test_mass_the_learned_path_misses_flags_the_estimate():
+    """Without MCMC the particles go only where the learned kernels take them: an untrained DGFS
+    on gmm9 reaches few of the nine modes, and the same path's EUBO says so."""
+    from logz import targets
+
+    s = samplers.get("dgfs", targets.get("gmm9"), num_steps=8, hidden=8, layers=1)
+    est = s.estimate_log_z(400, resample=True)
+    assert not est.reliable and "EUBO" in est.reason and est.eubo > est.log_z + 3
 
 
 @pytest.mark.parametrize("kw,match", [
