@@ -1,10 +1,11 @@
 """Plain importance sampling vs the SMC-corrected estimate (``estimate_log_z(resample=True)``) of
-the same short DGFS trainings on gmm9 (exact log Z = 0), 5 seeds. NOT the reference budget.
+the same short DGFS trainings on TARGET (gmm9, funnel: exact log Z = 0), 5 seeds. NOT the
+reference budget.
 
 Run from the repository root:
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python results/smc_corrected/gmm9_dgfs.py \
-        > results/smc_corrected/gmm9_dgfs.log
-writes results/smc_corrected/gmm9_dgfs.json (one record per seed).
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python results/smc_corrected/dgfs_study.py TARGET \
+        > results/smc_corrected/TARGET_dgfs.log
+writes results/smc_corrected/TARGET_dgfs.json (one record per seed).
 """
 import json
 import platform
@@ -24,8 +25,9 @@ ESTIMATES = {"plain IS": {}, "SMC S=8 R=8": dict(resample=True),
 
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
-target = targets.get("gmm9")
-print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {platform.processor() or platform.machine()} | "
+NAME = sys.argv[1] if len(sys.argv) > 1 else "gmm9"
+target = targets.get(NAME)
+print(f"target {NAME} | date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | {platform.processor() or platform.machine()} | "
       f"torch {torch.__version__} | threads 1 | dgfs {CONFIG}, {ITERATIONS} iterations, {N_EVAL} samples per estimate",
       flush=True)
 records = []
@@ -43,7 +45,7 @@ for seed in SEEDS:
               f"ESS {e.ess:.3f} EUBO {e.eubo:+.2f} reliable {e.reliable} | {time.time() - t0:.1f} s", flush=True)
     print(f"seed {seed}: train {rec['train_s']:.0f} s, learned log F(0, 0) {rec['learned_log_z']:+.4f}", flush=True)
     records.append(rec)
-Path(__file__).with_suffix(".json").write_text(json.dumps(
+Path(__file__).with_name(f"{NAME}_dgfs.json").write_text(json.dumps(
     {"command": " ".join(sys.argv), "config": CONFIG, "iterations": ITERATIONS, "eval_samples": N_EVAL,
      "true_log_z": float(target.log_Z), "records": records}, indent=1) + "\n")
 for name in ESTIMATES:
