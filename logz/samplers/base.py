@@ -230,8 +230,8 @@ class PathSampler:
         return self.log_weights(n)[0]
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None, *, resample: bool = False,
-                       segments: Optional[int] = None, replicates: int = 8,
-                       resample_threshold: float = 0.3) -> LogZEstimate:
+                       segments: Optional[int] = None, replicates: int = 8, resample_threshold: float = 0.3,
+                       mcmc_steps: int = 0) -> LogZEstimate:
         """Importance-weighted log Z, its standard error, the ELBO and the ESS from
         ``num_samples`` fresh paths; plus the EUBO when the target has exact samples.
 
@@ -240,12 +240,13 @@ class PathSampler:
         resampling along the learned path (``learned_path_smc``): ``replicates`` independent
         systems of num_samples // replicates particles, the path cut into ``segments`` pieces
         (None: min(8, num_steps)), a replicate resampled when its ESS / P falls below
-        ``resample_threshold``; log Z^ unbiased in Z^, error bar from the replicates."""
+        ``resample_threshold``, ``mcmc_steps`` MALA moves targeting the intermediate density at
+        each inner segment end; log Z^ unbiased in Z^, error bar from the replicates."""
         _check("resample", isinstance(resample, bool), resample, "True or False")
         if resample:
-            return self._smc_corrected_estimate(num_samples, segments, replicates, resample_threshold)
-        if segments is not None:
-            raise ValueError("segments= applies only with resample=True")
+            return self._smc_corrected_estimate(num_samples, segments, replicates, resample_threshold, mcmc_steps)
+        if segments is not None or mcmc_steps:
+            raise ValueError("segments= and mcmc_steps= apply only with resample=True")
         _check("num_samples", _is_int(num_samples) and num_samples >= 2, num_samples, "an integer >= 2")
         _, log_w = self.log_weights(num_samples, progress=progress)
         log_w_target = self.target_log_weights(num_samples) if _has_exact_samples(self.target) else None
@@ -259,7 +260,8 @@ class PathSampler:
         """log gamma_k(x) Tensor[B] at grid index 0 < k < N of states x Tensor[B, dim]."""
         raise NotImplementedError(f"{self.name} defines no intermediate log-densities")
 
-    def _smc_corrected_estimate(self, num_samples, segments, replicates, resample_threshold) -> LogZEstimate:
+    def _smc_corrected_estimate(self, num_samples, segments, replicates, resample_threshold,
+                                mcmc_steps) -> LogZEstimate:
         if not self.intermediate_log_densities:
             raise ValueError(f"resample=True needs intermediate log-densities along the path (a learned "
                              f"log-flow: dgfs with loss 'subtb' or 'db'); {self.name} with objective "
@@ -269,11 +271,13 @@ class PathSampler:
                f"an integer >= 2 x replicates = {2 * replicates}")
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and not isinstance(
             resample_threshold, bool) and 0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
+        _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
         ends = segment_ends(self.num_steps, min(8, self.num_steps) if segments is None else segments)
         if self.shard.active:
             raise ValueError("resample=True runs in one process only (its particle systems are not split)")
         result = learned_path_log_z(self, replicates, num_samples // replicates, ends,
-                                    resample_threshold=float(resample_threshold), generator=self.eval_generator)
+                                    resample_threshold=float(resample_threshold), generator=self.eval_generator,
+                                    mcmc_steps=int(mcmc_steps))
         est = combine_replicates(result.log_z, result.log_weights)
         if not _has_exact_samples(self.target):
             return est

@@ -21,7 +21,8 @@ from logz import samplers, targets
 ITERATIONS, SEEDS, N_EVAL = 300, range(5), 2000
 CONFIG = dict(num_steps=50, dt=0.02, batch_size=128)  # T = 1 as the defaults; half the steps, half the batch
 ESTIMATES = {"plain IS": {}, "SMC S=8 R=8": dict(resample=True),
-             "SMC S=25 R=8": dict(resample=True, segments=25), "SMC S=8 R=40": dict(resample=True, replicates=40)}
+             "SMC S=25 R=8": dict(resample=True, segments=25), "SMC S=8 R=40": dict(resample=True, replicates=40),
+             "SMC +2 MALA": dict(resample=True, mcmc_steps=2), "SMC +10 MALA": dict(resample=True, mcmc_steps=10)}
 
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)

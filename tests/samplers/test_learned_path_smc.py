@@ -30,12 +30,12 @@ def random_dgfs(target, dtype, scale=0.1, seed=3, **kw):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("dim", [1, 5])
-@pytest.mark.parametrize("threshold", [0.0, 1.0, 0.6])
-def test_the_smc_corrected_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold, dtype):
+@pytest.mark.parametrize("threshold,mcmc", [(0.0, 0), (1.0, 0), (0.6, 0), (0.6, 2)])
+def test_the_smc_corrected_estimate_of_z_is_unbiased(diag_gaussian, dim, threshold, mcmc, dtype):
     mean, var, log_Z = TARGETS[dim]
     s = random_dgfs(diag_gaussian(mean, var, log_Z=log_Z), dtype)
     R, P = 4000, 8  # 4000 independent replicates, vectorised in one run
-    result = learned_path_log_z(s, R, P, segment_ends(8, 4), resample_threshold=threshold,
+    result = learned_path_log_z(s, R, P, segment_ends(8, 4), resample_threshold=threshold, mcmc_steps=mcmc,
                                 generator=torch.Generator().manual_seed(11))
     ratio = torch.exp(result.log_z.double() - log_Z)  # Z^_r / Z
     ess = float(ratio.sum() ** 2 / (ratio.square().sum() * R))
@@ -53,6 +53,11 @@ def test_the_smc_corrected_estimate_of_z_is_unbiased(diag_gaussian, dim, thresho
         assert 0.05 < float(resampled.double().mean()) < 0.95
     torch.testing.assert_close(torch.logsumexp(result.log_weights.double(), -1), torch.zeros(R, dtype=torch.float64),
                                atol=1e-5, rtol=0)
+    acc = result.acceptance
+    if mcmc:  # moves at the 3 inner segment ends, none after the last
+        assert bool(((acc[:-1] > 0) & (acc[:-1] <= 1)).all()) and bool(acc[-1].isnan().all())
+    else:
+        assert bool(acc.isnan().all())
 
 
 @pytest.mark.parametrize("dim", [1, 5])
@@ -108,7 +113,8 @@ def test_mass_the_learned_path_misses_flags_the_estimate():
     (dict(resample="yes"), "resample must be"), (dict(resample=True, segments=0), "segments must be"),
     (dict(resample=True, segments=9), "segments must be"), (dict(resample=True, replicates=1), "replicates must be"),
     (dict(resample=True, resample_threshold=1.5), "resample_threshold must be"),
-    (dict(resample=True, replicates=400), "num_samples must be"), (dict(segments=4), "segments= applies only"),
+    (dict(resample=True, replicates=400), "num_samples must be"), (dict(segments=4), "segments= and mcmc_steps="),
+    (dict(mcmc_steps=1), "segments= and mcmc_steps="), (dict(resample=True, mcmc_steps=-1), "mcmc_steps must be"),
 ])
 def test_bad_options_raise_naming_the_option(diag_gaussian, kw, match):
     s = random_dgfs(diag_gaussian([0.5], [1.0]), torch.float64)
