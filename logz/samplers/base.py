@@ -285,7 +285,9 @@ class PathSampler:
         # missed by the SMC estimate too; the EUBO of the same path (exact samples) sees it
         lw_t = self.target_log_weights(num_samples)
         eubo_, eubo_se = float(lw_t.mean()), float(lw_t.std() / math.sqrt(lw_t.numel()))
-        ok, reason = reliability(est.log_z, None, est.num_samples, eubo_=eubo_, eubo_stderr=eubo_se)
+        # log Z^ - EUBO has both spreads: the replicate estimate's is not negligible here
+        ok, reason = reliability(est.log_z, None, est.num_samples, eubo_=eubo_,
+                                 eubo_stderr=math.hypot(eubo_se, est.stderr))
         return dataclasses.replace(est, eubo=eubo_, reliable=est.reliable and ok,
                                    reason="; ".join(filter(None, [est.reason, reason])))
 
