@@ -46,6 +46,16 @@ def test_config_groups_are_reached_by_dotted_keys(capsys):
     assert json.loads(capsys.readouterr().out)["num_samples"] == 16
 
 
+def test_resample_prints_the_smc_corrected_estimate(capsys):
+    argv = ["run", "--target", "gaussian", "--sampler", "dgfs", "--iterations", "1", "--num-samples", "64",
+            "--resample", "--config", "batch_size=8", "num_steps=4", "hidden=8", "layers=1"]
+    assert main(argv + ["--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["resample"] is True and rec["num_samples"] == 64 and rec["stderr"] > 0
+    assert main(argv + ["--quiet"]) == 0
+    assert "SMC-corrected" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["run", "--target", "nope", "--sampler", "smc"], "unknown target 'nope'"),
     (["run", "--target", "gaussian", "--sampler", "nope"], "unknown sampler 'nope'"),
@@ -55,6 +65,7 @@ def test_config_groups_are_reached_by_dotted_keys(capsys):
     (["run", "--target", "gaussian", "--sampler", "smc", "--config", "cess"], "key=value"),
     (["run", "--target", "gaussian", "--sampler", "pis", "--config", "network.width=3"],
      "unknown network option(s) ['width']"),
+    (["run", "--target", "gaussian", "--sampler", "pis", "--resample"], "--resample needs intermediate"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_with_usage(argv, needle):

@@ -89,9 +89,13 @@ PUBLISHED_NOTE = ("Published figures: |log Z error| with 2000 samples from the D
 METRIC_LABELS = {"w2": "W2", "sliced_w2": "sliced W2", "mmd": "MMD²", "energy_distance": "energy dist.",
                  "energy_w2": "energy W2", "mode_coverage": "mode TV"}
 
+#: the SMC-corrected estimate's columns (``estimate_log_z(resample=True)``; docs/smc_corrected.md)
+SMC_COLUMNS = ["SMC-corrected \\|error\\|", "SMC signed error", "SMC stderr"]
+
 CSV_FIELDS = ["cell", "target", "sampler", "seed", "status", "budget", "iterations", "eval_samples",
               "log_z", "stderr", "elbo", "eubo", "ess", "num_samples", "true_log_z", "true_log_z_source",
-              "error", "abs_error", "learned_log_z", "train_seconds", "eval_seconds", "wall_seconds",
+              "error", "abs_error", "log_z_smc", "stderr_smc", "error_smc", "learned_log_z", "train_seconds",
+              "eval_seconds", "wall_seconds",
               "it_per_s", "peak_memory_mib", "memory_kind", "threads", "device", "cpu", "torch_version",
               "logz_version", "git_commit", "git_dirty", "started", "finished", "error_type",
               "error_message", "config", "command"]
@@ -215,9 +219,11 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
     head = (f"log Z = {truth['true_log_z']:.4f} ({truth['true_log_z_source']})" if truth
             else "no exact or reference log Z: errors not available")
     metric_names = sorted({k for r in ok for k, m in r.get("metrics", {}).items() if "value" in m})
+    smc = any(r.get("log_z_smc") is not None for r in ok)  # samplers with a learned log-flow
     cols = ["sampler", "seeds", "\\|log Z error\\|", "published \\|error\\|", "logz at or below?",
             "best-of-evaluations \\|error\\| (optimistic)", "late-evaluations mean \\|error\\|",
-            "signed error", "stderr", "mean z", "within ±2 SE", "flagged", "ELBO gap", "EUBO gap", "ESS",
+            "signed error", "stderr"] + (SMC_COLUMNS if smc else []) + [
+            "mean z", "within ±2 SE", "flagged", "ELBO gap", "EUBO gap", "ESS",
             "train s", "it/s", "peak MiB"] + [
                 METRIC_LABELS.get(n, n) for n in metric_names]
     lines = [f"## {target} (dim {ok[0]['dim'] if ok else '?'})", "", head, "",
@@ -237,11 +243,13 @@ def target_table(target: str, records: Sequence[dict]) -> list[str]:
         cells = [sampler, seeds, mean_std(abs_err), published_cell(sampler, target),
                  verdict(sampler, target, abs_err), mean_std(best_of_evaluations(r) for r in rows),
                  mean_std(late_evaluations_error(r) for r in rows), mean_std(r.get("error") for r in rows),
-                 mean_std((r.get("stderr") for r in rows)), *calibration_cells(rows),
-                 mean_std(gap), mean_std(eubo_gap),
-                 mean_std((r.get("ess") for r in rows)), mean_std((r.get("train_seconds") for r in rows), ".1f"),
-                 mean_std((r.get("it_per_s") for r in rows), ".1f"),
-                 mean_std((r.get("peak_memory_mib") for r in rows), ".0f")]
+                 mean_std((r.get("stderr") for r in rows))]
+        if smc:  # the SMC-corrected estimate of the same final models (blank: a sampler without one)
+            cells += [mean_std(r.get(k) for r in rows) for k in ("abs_error_smc", "error_smc", "stderr_smc")]
+        cells += [*calibration_cells(rows), mean_std(gap), mean_std(eubo_gap),
+                  mean_std((r.get("ess") for r in rows)), mean_std((r.get("train_seconds") for r in rows), ".1f"),
+                  mean_std((r.get("it_per_s") for r in rows), ".1f"),
+                  mean_std((r.get("peak_memory_mib") for r in rows), ".0f")]
         cells += [mean_std((r.get("metrics", {}).get(n, {}).get("value") for r in rows), ".3g")
                   for n in metric_names]
         lines.append("| " + " | ".join(cells) + " |")
@@ -402,6 +410,8 @@ def markdown(records: Sequence[dict], title: str = "logz benchmark report") -> s
              "(importance-weighted estimate); stderr is the estimator's own standard error (mean over seeds); "
              "ELBO gap = log Z − ELBO; EUBO gap = EUBO − log Z (from backward paths of exact samples: "
              "large where the model misses target mass, which is what starves the importance weights); "
+             "SMC-corrected = the same final models' estimate by resampling along the learned path "
+             "(samplers with a learned log-flow, docs/smc_corrected.md); "
              "late-evaluations = mean |error| over the evaluations of the second half of training and "
              "the final one; peak MiB = peak process RSS (CPU) or CUDA allocation during the cell; "
              "metric columns compare model samples with exact target samples (mode TV: total variation of the "

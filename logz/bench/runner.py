@@ -181,7 +181,8 @@ def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,
     Returns:
         dict with status "ok", the configuration, environment, timings, peak memory, the
         estimate (log_z, stderr, elbo, eubo, ess), error vs the exact / reference log Z,
-        training curves and metrics.
+        training curves and metrics; for samplers with a learned log-flow also the
+        SMC-corrected estimate (log_z_smc, stderr_smc, error_smc, ...).
     """
     from logz import samplers, targets
 
@@ -221,6 +222,8 @@ def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,
         reliable=bool(getattr(est, "reliable", True)), reliability_reason=getattr(est, "reason", ""),
         error=_num(error), abs_error=None if error is None else _num(abs(error)),
         learned_log_z=_num(getattr(sampler, "learned_log_z", None)))
+    if getattr(sampler, "intermediate_log_densities", False):  # a learned log-flow: SMC along the path too
+        record.update(_smc_corrected(sampler, budget.eval_samples, true_log_z))
     if samplers.entry(cell.sampler).kind == "learned":
         record["curves"] = {"loss": _curve(history.loss), "batch_log_z": _curve(history.log_z)}
         record["evaluations"] = {"iteration": list(history.eval_iterations),
@@ -245,6 +248,19 @@ def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,
              "exact": None if exact is None else exact.float()}, p))
     record["wall_seconds"] = time.perf_counter() - t0
     return record
+
+
+def _smc_corrected(sampler, num_samples: int, true_log_z: Optional[float]) -> dict:
+    """The SMC-corrected estimate (``estimate_log_z(resample=True)``, default segments and
+    replicates) of the same final model, next to the plain importance-weighted one; run after
+    the model's samples are drawn, so those are the same with or without it."""
+    t0 = time.perf_counter()
+    est = sampler.estimate_log_z(num_samples, resample=True)
+    error = None if true_log_z is None else est.log_z - true_log_z
+    return {"log_z_smc": _num(est.log_z), "stderr_smc": _num(est.stderr), "ess_smc": _num(est.ess),
+            "reliable_smc": bool(est.reliable), "error_smc": _num(error),
+            "abs_error_smc": None if error is None else _num(abs(error)),
+            "eval_smc_seconds": time.perf_counter() - t0}
 
 
 # -- the store --------------------------------------------------------------------------------

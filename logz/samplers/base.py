@@ -20,15 +20,20 @@ PIS, DDS, DGFS, TB, DB, VarGrad, dgfs_lv and Adjoint Sampling are compositions o
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Optional, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from logz.samplers._common import _check, _has_exact_samples, _is_int
-from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
+from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights, reliability
+from logz.samplers.learned_path_smc import learned_path_log_z
 from logz.samplers.nets import GridControl, TimeConditioned
 from logz.samplers.paths import exact_sample_log_weights, fresh_log_weights
+from logz.samplers.sequential import segment_ends
+from logz.samplers.smc_result import combine_replicates
 from logz.samplers.training import History, Trainer
 from logz.sde import LinearReference, integrate, path_log_densities
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
@@ -224,13 +229,67 @@ class PathSampler:
         """n samples x_N ~ the learned sampler, Tensor[n, dim] (not reweighted)."""
         return self.log_weights(n)[0]
 
-    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
+    def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None, *, resample: bool = False,
+                       segments: Optional[int] = None, replicates: int = 8, resample_threshold: float = 0.3,
+                       mcmc_steps: int = 0) -> LogZEstimate:
         """Importance-weighted log Z, its standard error, the ELBO and the ESS from
-        ``num_samples`` fresh paths; plus the EUBO when the target has exact samples."""
+        ``num_samples`` fresh paths; plus the EUBO when the target has exact samples.
+
+        ``resample=True`` (samplers with ``intermediate_log_densities``, e.g. DGFS with a
+        learned log-flow): the SMC-corrected estimate instead, sequential importance
+        resampling along the learned path (``learned_path_smc``): ``replicates`` independent
+        systems of num_samples // replicates particles, the path cut into ``segments`` pieces
+        (None: min(8, num_steps)), a replicate resampled when its ESS / P falls below
+        ``resample_threshold``, ``mcmc_steps`` MALA moves targeting the intermediate density at
+        each inner segment end; log Z^ unbiased in Z^, error bar from the replicates."""
+        _check("resample", isinstance(resample, bool), resample, "True or False")
+        if resample:
+            return self._smc_corrected_estimate(num_samples, segments, replicates, resample_threshold, mcmc_steps)
+        if segments is not None or mcmc_steps:
+            raise ValueError("segments= and mcmc_steps= apply only with resample=True")
         _check("num_samples", _is_int(num_samples) and num_samples >= 2, num_samples, "an integer >= 2")
         _, log_w = self.log_weights(num_samples, progress=progress)
         log_w_target = self.target_log_weights(num_samples) if _has_exact_samples(self.target) else None
         return estimate_from_log_weights(log_w, log_w_target)
+
+    #: whether ``intermediate_log_density(x, k)`` gives log-densities on the grid (log gamma_k,
+    #: 0 < k < N), so that ``estimate_log_z(resample=True)`` can run SMC along the path
+    intermediate_log_densities: bool = False
+
+    def intermediate_log_density(self, x: Tensor, k: int) -> Tensor:
+        """log gamma_k(x) Tensor[B] at grid index 0 < k < N of states x Tensor[B, dim]."""
+        raise NotImplementedError(f"{self.name} defines no intermediate log-densities")
+
+    def _smc_corrected_estimate(self, num_samples, segments, replicates, resample_threshold,
+                                mcmc_steps) -> LogZEstimate:
+        if not self.intermediate_log_densities:
+            raise ValueError(f"resample=True needs intermediate log-densities along the path (a learned "
+                             f"log-flow: dgfs with loss 'subtb' or 'db'); {self.name} with objective "
+                             f"{self.objective!r} has none")
+        _check("replicates", _is_int(replicates) and replicates >= 2, replicates, "an integer >= 2")
+        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * replicates, num_samples,
+               f"an integer >= 2 x replicates = {2 * replicates}")
+        _check("resample_threshold", isinstance(resample_threshold, (int, float)) and not isinstance(
+            resample_threshold, bool) and 0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
+        _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
+        ends = segment_ends(self.num_steps, min(8, self.num_steps) if segments is None else segments)
+        if self.shard.active:
+            raise ValueError("resample=True runs in one process only (its particle systems are not split)")
+        result = learned_path_log_z(self, replicates, num_samples // replicates, ends,
+                                    resample_threshold=float(resample_threshold), generator=self.eval_generator,
+                                    mcmc_steps=int(mcmc_steps))
+        est = combine_replicates(result.log_z, result.log_weights)
+        if not _has_exact_samples(self.target):
+            return est
+        # the particles move by the learned kernels only: mass the learned path never reaches is
+        # missed by the SMC estimate too; the EUBO of the same path (exact samples) sees it
+        lw_t = self.target_log_weights(num_samples)
+        eubo_, eubo_se = float(lw_t.mean()), float(lw_t.std() / math.sqrt(lw_t.numel()))
+        # log Z^ - EUBO has both spreads: the replicate estimate's is not negligible here
+        ok, reason = reliability(est.log_z, None, est.num_samples, eubo_=eubo_,
+                                 eubo_stderr=math.hypot(eubo_se, est.stderr))
+        return dataclasses.replace(est, eubo=eubo_, reliable=est.reliable and ok,
+                                   reason="; ".join(filter(None, [est.reason, reason])))
 
     def target_log_weights(self, num_samples: int) -> Tensor:
         """log w of paths drawn backwards from exact target samples through the reference

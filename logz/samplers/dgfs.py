@@ -27,7 +27,8 @@ computed, so nothing is re-evaluated); replayed paths are re-scored in one batch
 (``logz.sde.path_log_densities``); the flow net sees all [N, B] non-terminal states in one call.
 
 Estimators (``estimate_log_z``, from ``PathSampler``): importance-weighted log Z, ELBO and ESS from
-fresh on-policy paths, EUBO from exact target samples; ``learned_log_z`` is log Z (TB) or
+fresh on-policy paths, EUBO from exact target samples; with ``resample=True`` the SMC-corrected
+estimate, the learned log-flow as intermediate densities (``learned_path_smc``, ``docs/smc_corrected.md``); ``learned_log_z`` is log Z (TB) or
 log F(0, 0) (flow losses). The reference code takes one Adam step per PATH (a batch of 256
 paths = 256 updates per iteration); logz takes one step per batch unless ``minibatches`` asks
 for more (``minibatches=batch_size`` is the reference's schedule).
@@ -145,6 +146,19 @@ class DGFS(PathSampler):
     def log_flow(self, states: Tensor, log_reward: Tensor) -> Tensor:
         """log F at every state, Tensor[N+1, B] (``objectives.subtb.LearnedFlow.log_flow``)."""
         return self.objective.log_flow(self, states, log_reward)
+
+    @property
+    def intermediate_log_densities(self) -> bool:
+        """A learned log-flow (loss "subtb" or "db") gives log-densities along the path:
+        ``estimate_log_z(resample=True)`` runs SMC along it (``learned_path_smc``)."""
+        return self.flow is not None
+
+    def intermediate_log_density(self, x: Tensor, k: int) -> Tensor:
+        """log F(x, t_k) Tensor[B] of states x Tensor[B, dim] at grid index 0 < k < N (log R
+        clamped at ``log_reward_min``, as in training)."""
+        if self.flow is None:
+            raise ValueError(f"loss={self.loss!r} learns no log-flow: no intermediate log-densities")
+        return self.objective.log_flow_at(self, x, k, self.objective.log_reward(self, x))
 
     def _behaviour_paths(self, iteration: int) -> tuple[Tensor, int]:
         with torch.no_grad():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -252,6 +253,23 @@ def test_target_without_exact_samples_runs_and_skips_the_sample_metrics(tmp_path
     assert r["status"] == "ok", r.get("error_message")
     assert r["true_log_z"] is None and r["abs_error"] is None
     assert set(r["metrics"]) == {"mmd", "sliced_w2"} and all("skipped" in m for m in r["metrics"].values())
+
+
+def test_a_sampler_with_a_learned_log_flow_also_gets_the_smc_corrected_estimate(tmp_path):
+    records = run_grid(["gmm9"], ["dgfs", "tb"], [0], TINY, tmp_path / "b", progress=False, command="test",
+                       metrics=["mmd"])
+    dgfs, tb = sorted(records, key=lambda r: r["sampler"])
+    assert dgfs["status"] == tb["status"] == "ok"
+    assert dgfs["stderr_smc"] > 0 and dgfs["error_smc"] == pytest.approx(dgfs["log_z_smc"] - dgfs["true_log_z"])
+    assert dgfs["abs_error_smc"] == pytest.approx(abs(dgfs["error_smc"])) and dgfs["log_z_smc"] != dgfs["log_z"]
+    assert "log_z_smc" not in tb  # TB learns no log-flow
+    lines = markdown(records).splitlines()
+    split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip().strip("|"))]  # noqa: E731
+    cols = split(next(ln for ln in lines if ln.startswith("| sampler")))
+    i = cols.index("stderr")  # side by side with the plain importance-weighted estimate
+    assert cols[i + 1:i + 4] == ["SMC-corrected \\|error\\|", "SMC signed error", "SMC stderr"]
+    assert split(next(ln for ln in lines if ln.startswith("| dgfs ")))[i + 3] != ""
+    assert split(next(ln for ln in lines if ln.startswith("| tb ")))[i + 3] == ""
 
 
 def test_best_of_evaluations_is_the_smallest_error_over_training_and_final():

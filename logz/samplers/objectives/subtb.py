@@ -63,18 +63,25 @@ class LearnedFlow(GFNObjective):
         Args:
             states: Tensor[N+1, B, dim]; log_reward: Tensor[N+1, B], log R at every state.
         """
-        N1, B, d = states.shape
         # row N is pinned to log R at t = T: the net runs on the N earlier rows only
-        x, t, N = states[:-1], s.times[:-1], N1 - 1
+        return torch.cat([self._log_flow_rows(s, states[:-1], s.times[:-1], log_reward[:-1]), log_reward[-1:]])
+
+    def log_flow_at(self, s, x: Tensor, k: int, log_reward: Tensor) -> Tensor:
+        """log F(x, t_k) at grid index 0 <= k < N of states x Tensor[B, dim] (log_reward
+        Tensor[B], log R(x)): Tensor[B]. The intermediate log-densities of SMC along the
+        learned path (``logz.samplers.learned_path_smc``); at k = N log F is log R itself."""
+        return self._log_flow_rows(s, x[None], s.times[k:k + 1], log_reward[None])[0]
+
+    def _log_flow_rows(self, s, x: Tensor, t: Tensor, log_reward: Tensor) -> Tensor:
+        """log F at states x Tensor[M, B, dim] at grid times t Tensor[M] (all < T): Tensor[M, B]."""
+        M, B, d = x.shape
         if isinstance(self.flow, FourierMLP) and self.custom_flow is None:  # time branch once per grid time
             nn_out = self.flow.forward_with_features(x, self.flow.time_features(t)[:, None, :]).squeeze(-1)
             var = (s.sigma ** 2) * t.clamp_min(0.01 * s.T)
-            log_ref = gaussian_log_prob(x, 0.0, var.view(N, 1, 1))
-            frac = (t / s.T).view(N, 1)
-            out = nn_out + frac * log_reward[:-1] + (1 - frac) * log_ref
-        else:
-            out = self.flow(x.reshape(N * B, d), t.repeat_interleave(B)).view(N, B)
-        return torch.cat([out, log_reward[-1:]])
+            log_ref = gaussian_log_prob(x, 0.0, var.view(M, 1, 1))
+            frac = (t / s.T).view(M, 1)
+            return nn_out + frac * log_reward + (1 - frac) * log_ref
+        return self.flow(x.reshape(M * B, d), t.repeat_interleave(B)).view(M, B)
 
     def learned_log_z(self, s) -> Optional[float]:
         with torch.no_grad():
