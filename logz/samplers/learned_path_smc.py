@@ -40,8 +40,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from logz.samplers.sequential import normalised_ess
-from logz.samplers.smc_kernels import adapt_step_size, hmc_move, systematic_resample
+from logz.samplers.sequential import normalised_ess, reweight
+from logz.samplers.smc_kernels import adapt_step_size, hmc_move
 
 
 class LearnedPathResult(NamedTuple):
@@ -51,31 +51,6 @@ class LearnedPathResult(NamedTuple):
     resampled: Tensor    # [S, R] bool: which replicates resampled after which segment
     ess: Tensor          # [S, R] ESS / P after each segment's reweighting (where the path degenerates)
     acceptance: Tensor   # [S, R] mean MALA acceptance per segment end (NaN without MCMC): the moves' health
-
-
-def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor], threshold: float,
-             generator: torch.Generator) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor]:
-    """One SMC reweighting and ESS-triggered resampling of R replicates of P particles.
-
-    Args:
-        log_z: Tensor[R], the running log Z^; log_w: Tensor[R, P], normalised log-weights;
-        inc: Tensor[R, P], the incremental log-weights; carried: per-particle tensors
-        [R, P, ...] that follow the particles (states, their log-densities).
-    Returns:
-        (log_z + logsumexp(log_w + inc), the new normalised log-weights (uniform where
-        resampled), the carried tensors resampled, resampled Tensor[R] bool, ESS / P Tensor[R]).
-    """
-    R, P = log_w.shape
-    log_z = log_z + torch.logsumexp(log_w + inc, -1)
-    log_w = torch.log_softmax(log_w + inc, -1)
-    ess = normalised_ess(log_w)
-    low = ess < threshold
-    if bool(low.any()):
-        idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
-        pick = torch.where(low[:, None], idx, torch.arange(P, device=log_w.device).expand(R, P))
-        carried = [torch.gather(v, 1, pick.view(R, P, *(1,) * (v.ndim - 2)).expand_as(v)) for v in carried]
-        log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
-    return log_z, log_w, list(carried), low, ess
 
 
 @torch.no_grad()
@@ -138,4 +113,4 @@ def _refresh(s, k: int, x: Tensor, log_gamma: Tensor, step: Tensor, moves: int, 
     return x, log_gamma, acc_sum / moves
 
 
-__all__ = ["LearnedPathResult", "learned_path_log_z", "reweight"]
+__all__ = ["LearnedPathResult", "learned_path_log_z"]

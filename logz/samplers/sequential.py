@@ -67,6 +67,31 @@ def normalised_ess(log_w: Tensor) -> Tensor:
     return torch.exp(-torch.logsumexp(2 * log_w, -1)) / log_w.shape[-1]
 
 
+def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor], threshold: float,
+             generator: torch.Generator) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor]:
+    """One SMC reweighting and ESS-triggered resampling of R replicates of P particles.
+
+    Args:
+        log_z: Tensor[R], the running log Z^; log_w: Tensor[R, P], normalised log-weights;
+        inc: Tensor[R, P], the incremental log-weights; carried: per-particle tensors
+        [R, P, ...] that follow the particles (states, their log-densities).
+    Returns:
+        (log_z + logsumexp(log_w + inc), the new normalised log-weights (uniform where
+        resampled), the carried tensors resampled, resampled Tensor[R] bool, ESS / P Tensor[R]).
+    """
+    R, P = log_w.shape
+    log_z = log_z + torch.logsumexp(log_w + inc, -1)
+    log_w = torch.log_softmax(log_w + inc, -1)
+    ess = normalised_ess(log_w)
+    low = ess < threshold
+    if bool(low.any()):
+        idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
+        pick = torch.where(low[:, None], idx, torch.arange(P, device=log_w.device).expand(R, P))
+        carried = [torch.gather(v, 1, pick.view(R, P, *(1,) * (v.ndim - 2)).expand_as(v)) for v in carried]
+        log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
+    return log_z, log_w, list(carried), low, ess
+
+
 @torch.no_grad()
 def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *, resample_threshold: float,
                      moves: Optional[Moves] = None, step_size: float = 1.0, generator: torch.Generator,
@@ -99,16 +124,10 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         inc = end_gamma - log_gamma + (log_b - log_f).sum(0)
         if record is not None:
             record.append(Segment(k0, k1, terms.states, start_log_p, log_p, inc))
-        inc = inc.view(R, P)
-        log_z = log_z + torch.logsumexp(log_w + inc, -1)
-        log_w = torch.log_softmax(log_w + inc, -1)
-        low = normalised_ess(log_w) < resample_threshold
-        if bool(low.any()):
-            idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
-            pick = torch.where(low[:, None], idx, torch.arange(P, device=x.device).expand(R, P))
-            rows = (pick + P * torch.arange(R, device=x.device)[:, None]).reshape(-1)
-            x, log_p, carry = x[rows], log_p[rows], (carry[0][rows], carry[1][rows])
-            log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
+        log_z, log_w, kept, low, _ = reweight(log_z, log_w, inc.view(R, P),
+                                              [v.view(R, P, *v.shape[1:]) for v in (x, log_p, *carry)],
+                                              resample_threshold, generator)
+        x, log_p, carry = kept[0].reshape(R * P, -1), kept[1].reshape(-1), tuple(v.reshape(R * P, -1) for v in kept[2:])
         resampled.append(low)
         acc, count = x.new_full((R,), math.nan), torch.zeros(R, dtype=torch.long, device=x.device)
         if moves is not None and k1 < ends[-1]:
@@ -129,4 +148,4 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
                             torch.stack(n_moves))
 
 
-__all__ = ["Segment", "SequentialResult", "normalised_ess", "segment_ends", "sequential_log_z"]
+__all__ = ["Segment", "SequentialResult", "normalised_ess", "reweight", "segment_ends", "sequential_log_z"]
