@@ -131,6 +131,11 @@ class CMCD(PathSampler):
         both kernels of a step use the same clipped value, so the weights stay exact."""
         return self.score(x).clamp(-self.score_clip, self.score_clip)
 
+    def particle_log_p(self, x: torch.Tensor) -> torch.Tensor:
+        """log p~ of the sequential estimator's particles (``sequential``): validated here
+        (ValueError naming the target on NaN / +inf); SCLD maps those to -inf instead."""
+        return self.log_reward(x)
+
     def _simulate(self, x0, times, generator, record_controls, *, keep_path: bool = True,
                   keep_steps: bool = True, log_densities: bool = True, noise_scale: float = 1.0, **kw):
         if times.numel() != self.times.numel():

@@ -35,10 +35,11 @@ from logz.samplers.estimators import LogZEstimate
 from logz.samplers.objectives import Objective
 from logz.samplers.objectives.sub_log_variance import SubLogVariance
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
-from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves
+from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves, target_terms
 from logz.samplers.smc_reference import DefensiveReference
 from logz.samplers.smc_result import combine_replicates, replicates_for
 from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
+from logz.targets.base import call_log_prob
 
 KERNELS = ("auto", "gibbs", "hmc", "mala")
 
@@ -110,6 +111,24 @@ class SCLD(CMCD):
     def _load_extra_state(self, state: dict) -> None:
         if getattr(self, "buffer", None) is not None:
             self.buffer.load_state_dict(state.get("buffer"))
+
+    def kernel_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernels' clipped grad log p~, with a non-finite one (a particle thrown out of the
+        target's domain, e.g. deep into a funnel's neck where float32 overflows) set to 0: such
+        a particle gets log p~ = -inf (``particle_log_p``), zero weight and is resampled away
+        at the segment's end, instead of stopping the run. Differentiated scores (the "kl"
+        loss) stay validated."""
+        if self.objective.differentiate_score:
+            return super().kernel_score(x)
+        _, grad = target_terms(self.target, x[None], need_grad=True, strict=False)
+        return grad[0].clamp(-self.score_clip, self.score_clip)
+
+    def particle_log_p(self, x: torch.Tensor) -> torch.Tensor:
+        """log p~ of the particles, -inf where it (or the state) is not finite (zero weight)."""
+        with torch.no_grad():
+            lp = call_log_prob(self.target, x)
+        ok = torch.isfinite(lp) & torch.isfinite(x).all(-1)
+        return torch.where(ok, lp, torch.full_like(lp, -math.inf))
 
     def moves(self, generator: torch.Generator, training: bool) -> Optional[Moves]:
         """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 as

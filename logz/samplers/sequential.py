@@ -68,7 +68,8 @@ def normalised_ess(log_w: Tensor) -> Tensor:
 
 
 def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor], threshold: float,
-             generator: torch.Generator) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor]:
+             generator: torch.Generator, force: Optional[Tensor] = None
+             ) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor]:
     """One SMC reweighting and ESS-triggered resampling of R replicates of P particles.
 
     Args:
@@ -78,12 +79,16 @@ def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor
     Returns:
         (log_z + logsumexp(log_w + inc), the new normalised log-weights (uniform where
         resampled), the carried tensors resampled, resampled Tensor[R] bool, ESS / P Tensor[R]).
+        ``force``: Tensor[R] bool, replicates to resample whatever their ESS. A replicate whose
+        particles all have zero weight gets log Z^ = -inf (Z^_r = 0, an unbiased draw) and
+        uniform weights.
     """
     R, P = log_w.shape
     log_z = log_z + torch.logsumexp(log_w + inc, -1)
-    log_w = torch.log_softmax(log_w + inc, -1)
+    extinct = torch.isneginf(log_z)[:, None]
+    log_w = torch.where(extinct, torch.full_like(log_w, -math.log(P)), torch.log_softmax(log_w + inc, -1))
     ess = normalised_ess(log_w)
-    low = ess < threshold
+    low = ess < threshold if force is None else (ess < threshold) | force
     if bool(low.any()):
         idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
         pick = torch.where(low[:, None], idx, torch.arange(P, device=log_w.device).expand(R, P))
@@ -108,7 +113,7 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.kernel_score, control=s.policy())
     draw = gaussian_noise(generator)
     x, log_gamma = s.initial(R * P, generator)  # gamma_0 = pi0
-    start_log_p = s.log_reward(x) if record is not None else None
+    start_log_p = s.particle_log_p(x) if record is not None else None
     log_w = x.new_full((R, P), -math.log(P))
     log_z = x.new_zeros(R)
     step = x.new_full((R,), float(step_size))
@@ -119,14 +124,18 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         carry = (terms.scores[-1], terms.controls[-1])
         log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.init_var)
         x = terms.states[-1]
-        log_p = s.log_reward(x)
+        log_p = s.particle_log_p(x)
         end_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
         inc = end_gamma - log_gamma + (log_b - log_f).sum(0)
+        # a particle thrown out of the target's domain (non-finite density or state) has zero
+        # weight; its replicate resamples now, so that every segment starts from live particles
+        inc = torch.where(torch.isfinite(inc), inc, torch.full_like(inc, -math.inf))
         if record is not None:
             record.append(Segment(k0, k1, terms.states, start_log_p, log_p, inc))
+        dead = torch.isneginf(inc).view(R, P).any(-1)
         log_z, log_w, kept, low, _ = reweight(log_z, log_w, inc.view(R, P),
                                               [v.view(R, P, *v.shape[1:]) for v in (x, log_p, *carry)],
-                                              resample_threshold, generator)
+                                              resample_threshold, generator, force=dead)
         x, log_p, carry = kept[0].reshape(R * P, -1), kept[1].reshape(-1), tuple(v.reshape(R * P, -1) for v in kept[2:])
         resampled.append(low)
         acc, count = x.new_full((R,), math.nan), torch.zeros(R, dtype=torch.long, device=x.device)

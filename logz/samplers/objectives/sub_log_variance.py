@@ -51,14 +51,18 @@ class SubLogVariance(Objective):
             return segments, result.log_z, None
         buffer.add(segments)
         half = s.local_batch_size // 2
-        fresh = torch.randperm(s.local_batch_size, generator=s.generator, device=s.generator.device)[:half]
-        fresh = fresh.to(segments[0].log_g.device)
+        order = torch.randperm(s.local_batch_size, generator=s.generator, device=s.generator.device)
+        order = order.to(segments[0].log_g.device)
+        alive = torch.ones_like(segments[0].log_g, dtype=torch.bool)
+        for seg in segments:  # rows thrown out of the target's domain teach nothing (NaN states poison backward)
+            alive &= torch.isfinite(seg.log_g) & torch.isfinite(seg.states).all(0).all(-1)
+        fresh = order[alive[order]][:half]
         old, idx = buffer.sample(s.local_batch_size - half, s.generator)
         batch = [Segment(seg.k0, seg.k1, torch.cat([seg.states[:, fresh], o.states], 1),
                          torch.cat([seg.start_log_p[fresh], o.start_log_p]),
                          torch.cat([seg.end_log_p[fresh], o.end_log_p]), torch.cat([seg.log_g[fresh], o.log_g]))
                  for seg, o in zip(segments, old)]
-        return batch, result.log_z, (idx, half)
+        return batch, result.log_z, (idx, len(fresh))
 
     def loss(self, s, batch: tuple) -> tuple[Tensor, KLInfo]:
         segments, log_z, replayed = batch
