@@ -66,7 +66,6 @@ def assemble(sampler, target, *, reference: LinearReference, T: float, num_steps
     sampler.network, sampler.optimiser, sampler.evaluation = net, opt, ev
     sampler.loss = objective.name
     extra = objective.modules(sampler)
-    sampler.trainer_fingerfpextra = dict(fingerprint or {})
     sampler.fingerprint.update(fingerprint or {})
     lr = opt.lr if not extra else {"control": opt.lr, **{k: opt.lr_flow for k in extra}}
     sampler._make_trainer({"control": control, **extra}, lr, opt, ev, extra_state, load_extra_state)

@@ -95,8 +95,7 @@ def increments(s, segments) -> list[Tensor]:
         group = [segments[i] for i in members]
         sizes = [seg.states.shape[1] for seg in group]
         states = torch.cat([seg.states for seg in group], 1)  # [L+1, rows, d]
-        k0 = torch.cat([torch.full((n,), seg.k0, dtype=torch.long) for seg, n in zip(group, sizes)])
-        k0 = k0.to(states.device)
+        k0 = torch.tensor([seg.k0 for seg in group]).repeat_interleave(torch.tensor(sizes)).to(states.device)
         steps = k0[None, :] + torch.arange(L + 1, device=states.device)[:, None]  # [L+1, rows]
         M1, rows, d = states.shape
         flat = states.reshape(M1 * rows, d)
