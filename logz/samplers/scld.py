@@ -16,10 +16,13 @@ is ESS-triggered, so it happens only where the weights degenerate), as the refer
 runs Funnel, LGCP and Sonar.
 
 Defaults meant for targets logz has not seen: pi0 and the Langevin step from the target's
-``init_std`` s0 (eps_k = 0.001 s0^2: small, so that an untrained control is nearly SMC along
-a fixed grid; a larger step lets unadjusted Langevin moves with a global step size throw
-particles around a funnel's neck, measured: Funnel-10 at 0.01 s0^2 -0.4 to -0.8 before
-training, at 0.001 s0^2 -0.1; ``results/sequential/README.md``).
+``init_std`` s0 (eps_k = 1e-4 s0^2: small, so that an untrained control is nearly SMC along
+a fixed grid). The unadjusted Langevin kernel is unstable where eps_k x the target's
+curvature exceeds 2 (a funnel's neck); the particles that go there get increments thousands
+of nats off and are lost, which biases log Z^ low with an error bar that does not see it
+(Funnel-10 untrained, 3 seeds: -0.21 +- 0.04, z -4.5 to -6.5, at 1e-3 s0^2; -0.04 at 1e-4;
+Many-Well-32 alike at both; ``results/sequential/README.md``). The training loss is
+winsorized for the same particles (``SubLogVarianceConfig``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from logz.samplers._common import _check, _is_int
 from logz.samplers.cmcd import CMCD
 from logz.samplers.estimators import LogZEstimate
 from logz.samplers.objectives import Objective
-from logz.samplers.objectives.sub_log_variance import SubLogVariance
+from logz.samplers.objectives.sub_log_variance import SubLogVariance, SubLogVarianceConfig
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
 from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves, target_terms
 from logz.samplers.smc_reference import DefensiveReference
@@ -56,10 +59,12 @@ class SCLD(CMCD):
     moves_per_beta: moves per unit of beta in estimates (None: SMC's calibrated default for
         the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
     train_moves_per_beta: moves per unit of beta while training (8).
-    step_size: eps_k / s0^2 (0.001; see above).
+    step_size: eps_k / s0^2 (1e-4; see above).
     replicates: R independent particle systems per estimate, the error bar (None: SMC's
         calibrated ``smc_result.replicates_for(num_samples)``, 40 of 50 at 2000 particles).
     loss: "subtraj" (segment-wise log-variance on the sequential process, SCLD's), "vargrad", "kl".
+    winsorize: "subtraj"'s increments are clamped to median +- winsorize robust SDs per segment
+        (5; math.inf: the plain log-variance; ``SubLogVarianceConfig``).
     buffer: replay sub-trajectories ("subtraj" only; True); buffer_batches: its capacity in
         batches (20, the reference code's); buffer_temperature: of its softmax priorities (1).
     """
@@ -69,9 +74,9 @@ class SCLD(CMCD):
 
     def __init__(self, target, *, segments: Optional[int] = None, resample_threshold: float = 0.3,
                  mcmc_kernel: str = "auto", mcmc_steps: int = 0, moves_per_beta: Optional[float] = None,
-                 train_moves_per_beta: float = 8.0, step_size: float = 0.001,
+                 train_moves_per_beta: float = 8.0, step_size: float = 1e-4,
                  leapfrog_steps: int = 5, replicates: Optional[int] = None, loss: str = "subtraj", buffer: bool = True,
-                 buffer_batches: int = 20, buffer_temperature: float = 1.0, **kw):
+                 buffer_batches: int = 20, buffer_temperature: float = 1.0, winsorize: float = 5.0, **kw):
         _check("replicates", replicates is None or (_is_int(replicates) and replicates >= 2), replicates,
                "None or an integer >= 2")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
@@ -84,6 +89,7 @@ class SCLD(CMCD):
                0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
         _check("buffer", isinstance(buffer, bool), buffer, "True or False")
         _check("buffer_batches", _is_int(buffer_batches) and buffer_batches >= 1, buffer_batches, "an integer >= 1")
+        self._loss_config = SubLogVarianceConfig(winsorize).validate()
         super().__init__(target, loss=loss, step_size=step_size, **kw)
         if self.shard.active:
             raise ValueError("scld does not split over processes yet (its particle system runs on one rank)")
@@ -100,10 +106,11 @@ class SCLD(CMCD):
                        if buffer and self.loss == "subtraj" else None)
         for fp in (self.fingerprint, self.trainer.fingerprint):  # checkpoints must match these too
             fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
-                      train_moves_per_beta=self.train_moves_per_beta, mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None)
+                      train_moves_per_beta=self.train_moves_per_beta, mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None,
+                      winsorize=self._loss_config.winsorize)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
-        return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)
+        return SubLogVariance(self._loss_config) if loss == "subtraj" else super()._objective(loss, exploration)
 
     def _extra_state(self) -> dict:
         return {"buffer": self.buffer.state_dict()} if getattr(self, "buffer", None) is not None else {}

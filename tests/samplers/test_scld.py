@@ -182,3 +182,35 @@ def test_particles_thrown_out_of_the_domain_get_zero_weight_and_the_run_goes_on(
     assert bool((result.particles < 1.0).all())
     s.fit(3, progress=False)
     assert math.isfinite(s.estimate_log_z(400).log_z)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_winsorizing_clamps_only_outlying_increments_and_stops_their_gradient(dtype):
+    """A normal sample is (almost) unchanged at 5 robust SDs; a row thousands of nats off is
+    clamped to the bound and gets no gradient, the others keep theirs; inf or a zero MAD
+    leave the increments as they are."""
+    from logz.samplers.objectives.sub_log_variance import MAD_TO_SD, winsorized
+
+    inc = torch.randn(400, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(winsorized(inc, 5.0), inc)
+    bad = torch.cat([inc, torch.tensor([-5000.0], dtype=dtype)]).requires_grad_(True)
+    out = winsorized(bad, 5.0)
+    ref = bad.detach()
+    med = ref.median()
+    bound = med - 5.0 * MAD_TO_SD * (ref - med).abs().median()
+    torch.testing.assert_close(out[-1], bound)
+    (grad,) = torch.autograd.grad(out.var(), bad)
+    assert grad[-1] == 0 and bool((grad[:-1] != 0).all())
+    assert out.detach().var() < 2.0 < bad.detach().var()
+    torch.testing.assert_close(winsorized(bad, math.inf), bad)
+    flat = torch.tensor([1.0, 1.0, 1.0, 7.0], dtype=dtype)
+    torch.testing.assert_close(winsorized(flat, 5.0), flat)
+
+
+def test_winsorize_is_validated_and_checkpointed(diag_gaussian):
+    target = diag_gaussian([0.0], [1.0])
+    for bad in (0, -1.0, True, "5"):
+        with pytest.raises(ValueError, match="winsorize"):
+            samplers.get("scld", target, winsorize=bad)
+    s = samplers.get("scld", target, winsorize=math.inf, num_steps=4, batch_size=8)
+    assert s.fingerprint["winsorize"] == math.inf and "winsorize=inf" in repr(s.objective)

@@ -15,6 +15,7 @@ whose priorities are then set to their re-scored increments (SCLD repository,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,9 +30,27 @@ from logz.samplers.objectives.kl import KLInfo
 VARIANCE_CLIP = 1e7
 
 
+#: MAD x this = the standard deviation, for a normal sample
+MAD_TO_SD = 1.4826
+
+
 @dataclass(frozen=True)
 class SubLogVarianceConfig:
+    """winsorize: a segment's increments are clamped to median +- winsorize x their robust
+    standard deviation (1.4826 MAD) before the variance (math.inf: the plain log-variance).
+    Why: where the unadjusted Langevin kernel is unstable (eps_k x curvature > 2, e.g. deep
+    in a funnel's neck) a few particles get increments thousands of nats off; they carry no
+    weight in the estimate (resampled away) but dominate the plain variance and its gradient,
+    which then drives the control at random (measured on Funnel-10: loss ~1e6 at u = 0,
+    estimates -0.07 -> -4.9 in 100 iterations). Clamped rows give no gradient; on a
+    well-behaved segment (increments near normal) 5 robust SDs clamp almost nothing."""
+
+    winsorize: float = 5.0
+
     def validate(self) -> "SubLogVarianceConfig":
+        w = self.winsorize
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise ValueError(f"winsorize must be a number > 0 (math.inf: off), got {w!r}")
         return self
 
 
@@ -40,6 +59,9 @@ class SubLogVariance(Objective):
 
     def __init__(self, config: SubLogVarianceConfig = SubLogVarianceConfig()):
         self.config = config.validate()
+
+    def __repr__(self) -> str:
+        return f"SubLogVariance(winsorize={self.config.winsorize})"
 
     def simulate(self, s, iteration: int) -> tuple:
         from logz.samplers.sequential import Segment
@@ -69,7 +91,7 @@ class SubLogVariance(Objective):
         total, log_w, rescored = 0.0, 0.0, increments(s, segments)
         for inc in rescored:
             inc = s.shard.gather(inc)
-            inc = inc[torch.isfinite(inc)]
+            inc = winsorized(inc[torch.isfinite(inc)], self.config.winsorize)
             # float64: a particle deep in a funnel's neck has log p~ ~ -1e20, whose square
             # overflows float32; the clip (the reference code's, 1e7) leaves such a segment
             # without gradient for one iteration rather than stopping the training
@@ -80,6 +102,18 @@ class SubLogVariance(Objective):
             s.buffer.update(idx, [g.detach()[half:] for g in rescored])
         # log_z: this run's sequential estimate; elbo: sum of the segments' mean log G
         return total / s.dim, KLInfo(log_z.detach().reshape(()), torch.as_tensor(log_w))
+
+
+def winsorized(inc: Tensor, width: float) -> Tensor:
+    """inc Tensor[B] clamped to median +- width x 1.4826 MAD (bounds detached; unchanged when
+    width is inf or the MAD is 0)."""
+    if math.isinf(width) or inc.numel() < 3:
+        return inc
+    ref = inc.detach()
+    med = ref.median()
+    sd = MAD_TO_SD * (ref - med).abs().median()
+    half = torch.where(sd > 0, width * sd, torch.full_like(sd, math.inf))  # no host sync
+    return torch.minimum(torch.maximum(inc, med - half), med + half)
 
 
 def increments(s, segments) -> list[Tensor]:
@@ -111,4 +145,4 @@ def increments(s, segments) -> list[Tensor]:
     return out
 
 
-__all__ = ["SubLogVariance", "SubLogVarianceConfig", "VARIANCE_CLIP", "increments"]
+__all__ = ["SubLogVariance", "SubLogVarianceConfig", "VARIANCE_CLIP", "increments", "winsorized"]
