@@ -57,7 +57,7 @@ class HalfLineGaussian:
 CASES = [
     ("buffer-gibbs", lambda: GaussianMixture(**MIX),
      dict(segments=3, learn_schedule=True, learn_step_size=True, step_size=0.05, resample_threshold=0.9,
-          replicates=4), 5e4),
+          replicates=4, moves_per_beta=50.0), 5e4),
     ("fresh-mala", lambda: GaussianMixture(**MIX),
      dict(segments=2, buffer=False, mcmc_kernel="mala", mcmc_steps=1, step_size=0.05, resample_threshold=0.9,
           replicates=4), 1e3),
@@ -87,9 +87,9 @@ def _train(shard: Shard, ckpt_dir: str = "") -> dict:
                         "estimate": torch.tensor([est.log_z, est.stderr, est.elbo, est.ess], dtype=torch.float64)}
             if ckpt_dir and key == "buffer-gibbs-torch.float64":
                 s.save(os.path.join(ckpt_dir, "scld.pt"))  # rank 0 writes it
-        # an estimate alone, untrained: Newton-Gibbs refresh at SMC's calibrated rate, resampling
+        # an estimate alone, untrained: Newton-Gibbs refresh, resampling
         s = samplers.get("scld", GaussianMixture(**MIX), shard=shard, dtype=dtype, segments=3, replicates=4,
-                         resample_threshold=0.9, **COMMON)
+                         resample_threshold=0.9, moves_per_beta=100.0, **COMMON)
         run = s.run(64)
         est = s.estimate_log_z(64)
         out[f"estimate-{dtype}"] = {"log_z": run.log_z, "log_weights": run.log_weights, "particles": run.particles,
@@ -98,10 +98,21 @@ def _train(shard: Shard, ckpt_dir: str = "") -> dict:
     return out
 
 
+def _on_ranks(shard: Shard, ckpt_dir: str) -> dict:
+    """Everything the 2-rank tests need, in one launch (starting processes is the slow part)."""
+    return {"train": _train(shard, ckpt_dir), "errors": _errors(shard)}
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def launched(tmp_path_factory):
     ckpt = tmp_path_factory.mktemp("scld")
-    return _train(SINGLE), run_local(_train, 2, str(ckpt), timeout_s=240), ckpt
+    return run_local(_on_ranks, 2, str(ckpt), timeout_s=240), ckpt
+
+
+@pytest.fixture(scope="module")
+def trained(launched):
+    ranks, ckpt = launched
+    return _train(SINGLE), [r["train"] for r in ranks], ckpt
 
 
 def _close(got, want, dtype, ulps, what):
@@ -200,8 +211,8 @@ def _errors(shard: Shard) -> dict:
     return errors
 
 
-def test_bad_sizes_and_failures_raise_on_every_rank():
-    r0, r1 = run_local(_errors, 2, timeout_s=120)
+def test_bad_sizes_and_failures_raise_on_every_rank(launched):
+    r0, r1 = (r["errors"] for r in launched[0])
     for e in (r0, r1):
         assert "scld particles per replicate (num_samples 36 // 4 replicates) = 9 is not divisible by the " \
                "world size 2" in e["particles"], e
