@@ -105,7 +105,7 @@ def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor
         particles all have zero weight gets log Z^ = -inf (Z^_r = 0, an unbiased draw) and
         uniform weights.
     """
-    R, P = log_w.shape
+    P = log_w.shape[-1]
     log_z = log_z + torch.logsumexp(log_w + inc, -1)
     extinct = torch.isneginf(log_z)[:, None]
     log_w = torch.where(extinct, torch.full_like(log_w, -math.log(P)), torch.log_softmax(log_w + inc, -1))
