@@ -109,6 +109,8 @@ class SCLD(CMCD):
                       train_moves_per_beta=self.train_moves_per_beta, mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None)
         self.shard.check_same(f"{self.name} configuration", {**self.fingerprint, "replicates": self.replicates,
                                                               "moves_per_beta": self.moves_per_beta})
+        if self.trainer.eval_every:  # a periodic estimate that cannot split fails now, not mid-training
+            self._split(self.eval_samples)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return SubLogVariance() if loss == "subtraj" else super()._objective(loss, exploration)
@@ -156,15 +158,21 @@ class SCLD(CMCD):
                                 moves=self.moves(generator, training), step_size=1.0 / self.dim ** 0.25,
                                 generator=generator, record=record)
 
-    def run(self, num_samples: int) -> SequentialResult:
-        """One sequential run of ``num_samples`` particles in all (R replicates of P =
-        num_samples // R; distributed, the world size must divide P)."""
+    def _split(self, num_samples: int) -> tuple[int, int]:
+        """(R, P): the replicates and particles per replicate of a run of ``num_samples``;
+        ValueError naming the numbers unless the world size divides P."""
         R = self.replicates
         _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (R or 2), num_samples,
                f"an integer >= 2 x replicates = {2 * (R or 2)}")
         R = R or replicates_for(num_samples)
         P = int(num_samples) // R
         self.shard.local_size(P, f"{self.name} particles per replicate (num_samples {num_samples} // {R} replicates)")
+        return R, P
+
+    def run(self, num_samples: int) -> SequentialResult:
+        """One sequential run of ``num_samples`` particles in all (R replicates of P =
+        num_samples // R; distributed, the world size must divide P)."""
+        R, P = self._split(num_samples)
         with self.shard.guard():
             return self.run_particles(R, P, self.eval_generator)
 

@@ -183,6 +183,11 @@ def _errors(shard: Shard) -> dict:
                      batch_size=8).estimate_log_z(36)
     except ValueError as err:
         errors["particles"] = str(err)
+    try:  # the periodic estimate would not split: refused before training
+        samplers.get("scld", mix, shard=shard, hidden=8, layers=1, num_steps=4, replicates=4, batch_size=8,
+                     eval_every=10, eval_samples=36)
+    except ValueError as err:
+        errors["eval"] = str(err)
     try:
         samplers.get("scld", mix, shard=shard, hidden=8, layers=1, num_steps=4, batch_size=9)
     except ValueError as err:
@@ -216,6 +221,7 @@ def test_bad_sizes_and_failures_raise_on_every_rank(launched):
     for e in (r0, r1):
         assert "scld particles per replicate (num_samples 36 // 4 replicates) = 9 is not divisible by the " \
                "world size 2" in e["particles"], e
+        assert "(num_samples 36 // 4 replicates) = 9 is not divisible by the world size 2" in e["eval"], e
         assert "batch_size = 9 is not divisible by the world size 2" in e["batch"], e
         assert "scld configuration differs across ranks" in e["config"], e
     assert r1["failure"] == "RuntimeError: simulated failure on rank 1", r1
