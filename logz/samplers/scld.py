@@ -15,6 +15,14 @@ carry SMC's mixing with the learned transport on top; training uses a few
 is ESS-triggered, so it happens only where the weights degenerate), as the reference code
 runs Funnel, LGCP and Sonar.
 
+Distributed (``shard``, see ``logz.distributed``): data-parallel like SMC and the other path
+samplers. Each rank holds P / world_size particles of every replicate (``sequential``), the
+replay buffer is global and the same on every rank, and the loss is taken over all ranks'
+increments (``objectives.sub_log_variance``): training and estimates equal one process with
+the same seed, up to float rounding, and every rank returns the same ``LogZEstimate``. The
+world size must divide ``batch_size`` and the particles per replicate, num_samples //
+replicates.
+
 Defaults meant for targets logz has not seen: pi0 and the Langevin step from the target's
 ``init_std`` s0 (eps_k = 1e-4 s0^2: small, so that an untrained control is nearly SMC along
 a fixed grid). The unadjusted Langevin kernel is unstable where eps_k x the target's
@@ -91,8 +99,6 @@ class SCLD(CMCD):
         _check("buffer_batches", _is_int(buffer_batches) and buffer_batches >= 1, buffer_batches, "an integer >= 1")
         self._loss_config = SubLogVarianceConfig(winsorize).validate()
         super().__init__(target, loss=loss, step_size=step_size, **kw)
-        if self.shard.active:
-            raise ValueError("scld does not split over processes yet (its particle system runs on one rank)")
         segments = self.num_steps if segments is None else segments
         self.ends = segment_ends(self.num_steps, segments)
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
@@ -108,6 +114,10 @@ class SCLD(CMCD):
             fp.update(segments=int(segments), resample_threshold=self.resample_threshold, mcmc_steps=self.mcmc_steps,
                       train_moves_per_beta=self.train_moves_per_beta, mcmc_kernel=self.mcmc_kernel, buffer=self.buffer is not None,
                       winsorize=self._loss_config.winsorize)
+        self.shard.check_same(f"{self.name} configuration", {**self.fingerprint, "replicates": self.replicates,
+                                                              "moves_per_beta": self.moves_per_beta})
+        if self.trainer.eval_every:  # a periodic estimate that cannot split fails now, not mid-training
+            self._split(self.eval_samples)
 
     def _objective(self, loss: str, exploration: float) -> Objective:
         return SubLogVariance(self._loss_config) if loss == "subtraj" else super()._objective(loss, exploration)
@@ -155,14 +165,23 @@ class SCLD(CMCD):
                                 moves=self.moves(generator, training), step_size=1.0 / self.dim ** 0.25,
                                 generator=generator, record=record)
 
-    def run(self, num_samples: int) -> SequentialResult:
-        """One sequential run of ``num_samples`` particles in all (R replicates of num_samples // R)."""
+    def _split(self, num_samples: int) -> tuple[int, int]:
+        """(R, P): the replicates and particles per replicate of a run of ``num_samples``;
+        ValueError naming the numbers unless the world size divides P."""
         R = self.replicates
         _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (R or 2), num_samples,
                f"an integer >= 2 x replicates = {2 * (R or 2)}")
         R = R or replicates_for(num_samples)
+        P = int(num_samples) // R
+        self.shard.local_size(P, f"{self.name} particles per replicate (num_samples {num_samples} // {R} replicates)")
+        return R, P
+
+    def run(self, num_samples: int) -> SequentialResult:
+        """One sequential run of ``num_samples`` particles in all (R replicates of P =
+        num_samples // R; distributed, the world size must divide P)."""
+        R, P = self._split(num_samples)
         with self.shard.guard():
-            return self.run_particles(R, int(num_samples) // R, self.eval_generator)
+            return self.run_particles(R, P, self.eval_generator)
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """SMC's estimate from the replicates (``smc_result.combine_replicates``): log Z^ = log

@@ -19,6 +19,15 @@ library's one implementation: Newton-Gibbs sweeps or HMC, scale and step size ad
 the particles, ``Moves.count`` moves for the segment's step in beta), with pi0 as the
 reference (a ``DefensiveReference`` with no t component). The error bar comes from the R
 independent replicates (``estimators.combine_independent_log_z``).
+
+Distributed (the sampler's ``Shard``), as SMC (``logz.samplers.smc``): each rank holds P /
+world_size particles of every replicate (a training batch is one replicate, so splitting by
+replicate would not split it). A particle's noise is its rows of the whole system's draw
+(``particle_noise``), the log-weights [R, P] are global on every rank (the increments are
+all-gathered once per segment), so log Z^, ESS and the resampling indices agree everywhere;
+resampling exchanges the particles of the replicates that resample (``smc_kernels.exchange``)
+and the moves adapt from global statistics (``smc_moves``). A run on any number of ranks
+therefore equals the one-process run with the same seed, up to float rounding.
 """
 
 from __future__ import annotations
@@ -29,16 +38,17 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
+from logz.distributed import SINGLE, Shard
 from logz.samplers import annealed_langevin as al
-from logz.samplers.smc_kernels import systematic_resample
+from logz.samplers.smc_kernels import exchange, systematic_resample
 from logz.samplers.smc_moves import Moves, target_terms
-from logz.sde import gaussian_noise
+from logz.sde import Noise
 
 
 class SequentialResult(NamedTuple):
     log_z: Tensor        # [R] per-replicate log Z^ (independent: the error bar)
-    particles: Tensor    # [R, P, d] at the end of the path
-    log_weights: Tensor  # [R, P] normalised final weights (the particles' importance weights)
+    particles: Tensor    # [R, P_local, d] at the end of the path (this rank's; all P on one process)
+    log_weights: Tensor  # [R, P] normalised final weights of all particles (global, on every rank)
     resampled: Tensor    # [S, R] bool: which replicates resampled after which segment
     acceptance: Tensor   # [S, R] mean MCMC acceptance per segment end (NaN without moves)
     moves: Tensor        # [S, R] MCMC moves made at each segment end (the estimate's cost)
@@ -49,10 +59,10 @@ class Segment(NamedTuple):
 
     k0: int
     k1: int
-    states: Tensor       # [k1-k0+1, R*P, d]
-    start_log_p: Tensor  # [R*P], log p~ at the start (gamma's beta may be learned: kept apart)
-    end_log_p: Tensor    # [R*P], log p~ at the end
-    log_g: Tensor        # [R*P], the increment log G under the simulating parameters (replay priority)
+    states: Tensor       # [k1-k0+1, R*P_local, d] (this rank's particles)
+    start_log_p: Tensor  # [R*P_local], log p~ at the start (gamma's beta may be learned: kept apart)
+    end_log_p: Tensor    # [R*P_local], log p~ at the end
+    log_g: Tensor        # [R*P_local], the increment log G under the simulating parameters (replay priority)
 
 
 def segment_ends(num_steps: int, segments: int) -> list[int]:
@@ -62,20 +72,32 @@ def segment_ends(num_steps: int, segments: int) -> list[int]:
     return [round(s * num_steps / segments) for s in range(segments + 1)]
 
 
+def particle_noise(shard: Shard, generator: torch.Generator, replicates: int) -> Noise:
+    """A ``Noise`` for flat particle batches [R * P_local, ...] whose P particles per replicate
+    are split over the ranks: this rank's particles' rows of the whole system's draw [R, P, ...]
+    (``Shard.randn`` along P), so particle (r, i) sees the same noise whatever the world size;
+    on one process exactly ``torch.randn`` of the flat shape."""
+    def draw(shape, dtype, device) -> Tensor:
+        local = (replicates, shape[0] // replicates, *shape[1:])
+        return shard.randn(local, generator=generator, dtype=dtype, device=device, dim=1).reshape(shape)
+    return draw
+
+
 def normalised_ess(log_w: Tensor) -> Tensor:
     """ESS / P of normalised log-weights [R, P] per replicate, Tensor[R]."""
     return torch.exp(-torch.logsumexp(2 * log_w, -1)) / log_w.shape[-1]
 
 
 def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor], threshold: float,
-             generator: torch.Generator, force: Optional[Tensor] = None
+             generator: torch.Generator, force: Optional[Tensor] = None, shard: Shard = SINGLE
              ) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor]:
     """One SMC reweighting and ESS-triggered resampling of R replicates of P particles.
 
     Args:
         log_z: Tensor[R], the running log Z^; log_w: Tensor[R, P], normalised log-weights;
-        inc: Tensor[R, P], the incremental log-weights; carried: per-particle tensors
-        [R, P, ...] that follow the particles (states, their log-densities).
+        inc: Tensor[R, P], the incremental log-weights (both global: the same on every rank);
+        carried: per-particle tensors [R, P_local, ...] of one dtype that follow the particles
+        (states, their log-densities; this rank's particles, exchanged over ``shard``).
     Returns:
         (log_z + logsumexp(log_w + inc), the new normalised log-weights (uniform where
         resampled), the carried tensors resampled, resampled Tensor[R] bool, ESS / P Tensor[R]).
@@ -83,7 +105,7 @@ def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor
         particles all have zero weight gets log Z^ = -inf (Z^_r = 0, an unbiased draw) and
         uniform weights.
     """
-    R, P = log_w.shape
+    P = log_w.shape[-1]
     log_z = log_z + torch.logsumexp(log_w + inc, -1)
     extinct = torch.isneginf(log_z)[:, None]
     log_w = torch.where(extinct, torch.full_like(log_w, -math.log(P)), torch.log_softmax(log_w + inc, -1))
@@ -91,8 +113,7 @@ def reweight(log_z: Tensor, log_w: Tensor, inc: Tensor, carried: Sequence[Tensor
     low = ess < threshold if force is None else (ess < threshold) | force
     if bool(low.any()):
         idx = systematic_resample(log_w, generator)  # [R, P]; only the `low` rows are used
-        pick = torch.where(low[:, None], idx, torch.arange(P, device=log_w.device).expand(R, P))
-        carried = [torch.gather(v, 1, pick.view(R, P, *(1,) * (v.ndim - 2)).expand_as(v)) for v in carried]
+        carried = exchange(carried, idx, low, shard)
         log_w = torch.where(low[:, None], torch.full_like(log_w, -math.log(P)), log_w)
     return log_z, log_w, list(carried), low, ess
 
@@ -105,14 +126,17 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     kernels, schedule and control. All R x P particles move as one batch. ``moves``: the MCMC
     refresh at inner segment ends (None: none; its generator should be ``generator``);
     ``step_size``: the HMC kernel's initial step (relative to the particles' spread).
-    ``record``: a list to which each segment's ``Segment`` is appended (SCLD's training)."""
+    ``record``: a list to which each segment's ``Segment`` is appended (SCLD's training).
+    Distributed (``s.shard``): the world size must divide P; each rank runs its P_local."""
     if not 0.0 <= resample_threshold <= 1.0:
         raise ValueError(f"resample_threshold must be in [0, 1], got {resample_threshold!r}")
-    R, P = replicates, particles
+    R, P, sh = replicates, particles, s.shard
+    n = sh.local_size(P, "particles per replicate")
     betas, eps = s.annealing.betas(), s.annealing.step_sizes()
     args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.kernel_score, control=s.policy())
-    draw = gaussian_noise(generator)
-    x, log_gamma = s.initial(R * P, generator)  # gamma_0 = pi0
+    draw = particle_noise(sh, generator, R)
+    x = s.reference.init_std * draw((R * n, s.dim), s.dtype, s.device)  # x_0 ~ gamma_0 = pi0
+    log_gamma = s.reference.log_marginal(x, 0.0)
     start_log_p = s.particle_log_p(x) if record is not None else None
     log_w = x.new_full((R, P), -math.log(P))
     log_z = x.new_zeros(R)
@@ -132,29 +156,31 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
         inc = torch.where(torch.isfinite(inc), inc, torch.full_like(inc, -math.inf))
         if record is not None:
             record.append(Segment(k0, k1, terms.states, start_log_p, log_p, inc))
-        dead = torch.isneginf(inc).view(R, P).any(-1)
-        log_z, log_w, kept, low, _ = reweight(log_z, log_w, inc.view(R, P),
-                                              [v.view(R, P, *v.shape[1:]) for v in (x, log_p, *carry)],
-                                              resample_threshold, generator, force=dead)
-        x, log_p, carry = kept[0].reshape(R * P, -1), kept[1].reshape(-1), tuple(v.reshape(R * P, -1) for v in kept[2:])
+        inc_all = sh.gather(inc.view(R, n), dim=1)  # [R, P], every rank
+        dead = torch.isneginf(inc_all).any(-1)
+        log_z, log_w, kept, low, _ = reweight(log_z, log_w, inc_all,
+                                              [v.view(R, n, *v.shape[1:]) for v in (x, log_p, *carry)],
+                                              resample_threshold, generator, force=dead, shard=sh)
+        x, log_p, carry = kept[0].reshape(R * n, -1), kept[1].reshape(-1), tuple(v.reshape(R * n, -1) for v in kept[2:])
         resampled.append(low)
         acc, count = x.new_full((R,), math.nan), torch.zeros(R, dtype=torch.long, device=x.device)
         if moves is not None and k1 < ends[-1]:
-            xr, lpr = x.view(R, P, -1), log_p.view(R, P)
+            xr, lpr = x.view(R, n, -1), log_p.view(R, n)
             grad = target_terms(s.target, xr, need_grad=True)[1] if moves.kernel != "gibbs" else None
             delta = (betas[k1] - betas[k0]).to(x).expand(R)
             xr, lpr, _, step, acc_sum, count = moves.run(xr, lpr, grad, betas[k1].to(x).expand(R), step, delta,
-                                                         log_w)
+                                                         log_w[:, sh.rows(n)])
             acc = torch.where(count > 0, acc_sum / count.clamp_min(1), acc)
-            x, log_p = xr.reshape(R * P, -1), lpr.reshape(-1)
+            x, log_p = xr.reshape(R * n, -1), lpr.reshape(-1)
             if bool((count > 0).any()):
                 carry = None
         acceptance.append(acc)
         n_moves.append(count)
         log_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
         start_log_p = log_p
-    return SequentialResult(log_z, x.view(R, P, -1), log_w, torch.stack(resampled), torch.stack(acceptance),
+    return SequentialResult(log_z, x.view(R, n, -1), log_w, torch.stack(resampled), torch.stack(acceptance),
                             torch.stack(n_moves))
 
 
-__all__ = ["Segment", "SequentialResult", "normalised_ess", "reweight", "segment_ends", "sequential_log_z"]
+__all__ = ["Segment", "SequentialResult", "normalised_ess", "particle_noise", "reweight", "segment_ends",
+           "sequential_log_z"]

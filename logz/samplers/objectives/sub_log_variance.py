@@ -11,6 +11,13 @@ buffer (``subtrajectory_buffer``, SCLD's default) the batch of every segment is 
 sub-trajectories (a random half of this run's) and half drawn from the buffer by priority,
 whose priorities are then set to their re-scored increments (SCLD repository,
 ``algorithms/scld/scld.py``, training with buffer); without it, all of this run's.
+
+Distributed (``logz.distributed``): the run splits its particles over the ranks
+(``sequential``). The buffer is global and the same on every rank (a checkpoint is the same
+whichever rank writes it): every rank adds all ranks' sub-trajectories (one all-gather), draws
+the same fresh and replayed rows with the shared generator, and re-scores its share of the
+batch (``share``); the loss is taken over the all-gathered increments (``Shard.gather``), so
+the gradients, averaged over ranks by the trainer, are the one-process gradients.
 """
 
 from __future__ import annotations
@@ -64,33 +71,38 @@ class SubLogVariance(Objective):
         return f"SubLogVariance(winsorize={self.config.winsorize})"
 
     def simulate(self, s, iteration: int) -> tuple:
+        """(this rank's segments of the batch, the run's log Z^, the replayed rows' buffer
+        indices and the number of fresh rows (None without buffer), the batch's global rows)."""
         from logz.samplers.sequential import Segment
 
         segments: list = []
-        result = s.run_particles(1, s.local_batch_size, s.generator, training=True, record=segments)
+        result = s.run_particles(1, s.batch_size, s.generator, training=True, record=segments)
         buffer = getattr(s, "buffer", None)
-        if buffer is None:
-            return segments, result.log_z, None
+        if buffer is None:  # the batch is the run itself, already split over the ranks
+            return segments, result.log_z, None, s.batch_size
+        segments = gather_segments(segments, s.shard)
         buffer.add(segments)
-        half = s.local_batch_size // 2
-        order = torch.randperm(s.local_batch_size, generator=s.generator, device=s.generator.device)
+        half = s.batch_size // 2
+        order = torch.randperm(s.batch_size, generator=s.generator, device=s.generator.device)
         order = order.to(segments[0].log_g.device)
         alive = torch.ones_like(segments[0].log_g, dtype=torch.bool)
         for seg in segments:  # rows thrown out of the target's domain teach nothing (NaN states poison backward)
             alive &= torch.isfinite(seg.log_g) & torch.isfinite(seg.states).all(0).all(-1)
         fresh = order[alive[order]][:half]
-        old, idx = buffer.sample(s.local_batch_size - half, s.generator)
+        old, idx = buffer.sample(s.batch_size - half, s.generator)
         batch = [Segment(seg.k0, seg.k1, torch.cat([seg.states[:, fresh], o.states], 1),
                          torch.cat([seg.start_log_p[fresh], o.start_log_p]),
                          torch.cat([seg.end_log_p[fresh], o.end_log_p]), torch.cat([seg.log_g[fresh], o.log_g]))
                  for seg, o in zip(segments, old)]
-        return batch, result.log_z, (idx, len(fresh))
+        rows = batch[0].log_g.numel()
+        return share(batch, rows, s.shard), result.log_z, (idx, len(fresh)), rows
 
     def loss(self, s, batch: tuple) -> tuple[Tensor, KLInfo]:
-        segments, log_z, replayed = batch
-        total, log_w, rescored = 0.0, 0.0, increments(s, segments)
+        segments, log_z, replayed, rows = batch
+        # all ranks' increments, in the global batch's row order (one collective for all segments)
+        rescored = s.shard.gather(torch.stack(increments(s, segments)), dim=1)[:, :rows]
+        total, log_w = 0.0, 0.0
         for inc in rescored:
-            inc = s.shard.gather(inc)
             inc = winsorized(inc[torch.isfinite(inc)], self.config.winsorize)
             # float64: a particle deep in a funnel's neck has log p~ ~ -1e20, whose square
             # overflows float32; the clip (the reference code's, 1e7) leaves such a segment
@@ -114,6 +126,33 @@ def winsorized(inc: Tensor, width: float) -> Tensor:
     sd = MAD_TO_SD * (ref - med).abs().median()
     half = torch.where(sd > 0, width * sd, torch.full_like(sd, math.inf))  # no host sync
     return torch.minimum(torch.maximum(inc, med - half), med + half)
+
+
+def gather_segments(segments, shard) -> list:
+    """All ranks' rows of one replicate's recorded ``sequential.Segment``s, in the global
+    particle order, on every rank (one all-gather); the segments themselves on one process."""
+    if not shard.active:
+        return segments
+    n = segments[0].log_g.numel()
+    parts = [t for seg in segments for t in (seg.states.transpose(0, 1).reshape(n, -1), seg.start_log_p[:, None],
+                                             seg.end_log_p[:, None], seg.log_g[:, None])]
+    full = torch.split(shard.gather(torch.cat(parts, 1)), [p.shape[1] for p in parts], 1)
+    return [type(seg)(seg.k0, seg.k1, states.reshape(len(states), *seg.states.shape[::2]).transpose(0, 1),
+                      start[:, 0], end[:, 0], log_g[:, 0])
+            for seg, (states, start, end, log_g) in zip(segments, zip(*[iter(full)] * 4))]
+
+
+def share(segments, rows: int, shard) -> list:
+    """This rank's rows of a global batch of ``rows`` sub-trajectories: ceil(rows / world size)
+    consecutive rows each, the last ranks' padded with copies of the last row, so that every
+    rank re-scores as many rows (all-gather needs equal sizes) and the all-gathered increments'
+    first ``rows`` are the batch in order (the padding, dropped there, gets no gradient)."""
+    if not shard.active:
+        return segments
+    per = -(-rows // shard.world_size)
+    idx = torch.arange(shard.rank * per, (shard.rank + 1) * per, device=segments[0].log_g.device).clamp(max=rows - 1)
+    return [type(seg)(seg.k0, seg.k1, seg.states[:, idx], seg.start_log_p[idx], seg.end_log_p[idx], seg.log_g[idx])
+            for seg in segments]
 
 
 def increments(s, segments) -> list[Tensor]:
@@ -145,4 +184,5 @@ def increments(s, segments) -> list[Tensor]:
     return out
 
 
-__all__ = ["SubLogVariance", "SubLogVarianceConfig", "VARIANCE_CLIP", "increments", "winsorized"]
+__all__ = ["SubLogVariance", "SubLogVarianceConfig", "VARIANCE_CLIP", "gather_segments", "increments", "share",
+           "winsorized"]
