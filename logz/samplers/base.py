@@ -33,7 +33,7 @@ from logz.samplers.learned_path_smc import learned_path_log_z
 from logz.samplers.nets import GridControl, TimeConditioned
 from logz.samplers.paths import exact_sample_log_weights, fresh_log_weights
 from logz.samplers.sequential import segment_ends
-from logz.samplers.smc_result import combine_replicates
+from logz.samplers.smc_result import combine_replicates, replicates_for
 from logz.samplers.training import History, Trainer
 from logz.sde import LinearReference, integrate, path_log_densities
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
@@ -230,7 +230,7 @@ class PathSampler:
         return self.log_weights(n)[0]
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None, *, resample: bool = False,
-                       segments: Optional[int] = None, replicates: int = 8, resample_threshold: float = 0.3,
+                       segments: Optional[int] = None, replicates: Optional[int] = None, resample_threshold: float = 0.3,
                        mcmc_steps: int = 0) -> LogZEstimate:
         """Importance-weighted log Z, its standard error, the ELBO and the ESS from
         ``num_samples`` fresh paths; plus the EUBO when the target has exact samples.
@@ -238,7 +238,8 @@ class PathSampler:
         ``resample=True`` (samplers with ``intermediate_log_densities``, e.g. DGFS with a
         learned log-flow): the SMC-corrected estimate instead, sequential importance
         resampling along the learned path (``learned_path_smc``): ``replicates`` independent
-        systems of num_samples // replicates particles, the path cut into ``segments`` pieces
+        systems of num_samples // replicates particles (None: SMC's calibrated
+        ``smc_result.replicates_for(num_samples)``, 40 of 50 at 2000), the path cut into ``segments`` pieces
         (None: min(8, num_steps)), a replicate resampled when its ESS / P falls below
         ``resample_threshold``, ``mcmc_steps`` MALA moves targeting the intermediate density at
         each inner segment end; log Z^ unbiased in Z^, error bar from the replicates."""
@@ -266,9 +267,11 @@ class PathSampler:
             raise ValueError(f"resample=True needs intermediate log-densities along the path (a learned "
                              f"log-flow: dgfs with loss 'subtb' or 'db'); {self.name} with objective "
                              f"{self.objective!r} has none")
-        _check("replicates", _is_int(replicates) and replicates >= 2, replicates, "an integer >= 2")
-        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * replicates, num_samples,
-               f"an integer >= 2 x replicates = {2 * replicates}")
+        _check("replicates", replicates is None or (_is_int(replicates) and replicates >= 2), replicates,
+               "None or an integer >= 2")
+        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (replicates or 2), num_samples,
+               f"an integer >= 2 x replicates = {2 * (replicates or 2)}")
+        replicates = replicates_for(num_samples) if replicates is None else replicates
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and not isinstance(
             resample_threshold, bool) and 0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
