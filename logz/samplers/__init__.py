@@ -33,9 +33,12 @@ class Entry:
             objectives: dt, lr_policy, lr_flow), "adjoint" or "classical": which budget
             settings apply (``logz.bench.budgets``).
         defaults: configuration applied before the caller's.
-        calibration: where the study lives that supports this sampler's error bar at its
-            defaults (z-scores over many seeds, ``logz calibrate``), or None: its estimates
-            then say that no study backs their error bar.
+        calibration: where the study lives that supports this sampler's error bar (z-scores
+            over many seeds, ``logz calibrate``), or None: its estimates then say that no study
+            backs their error bar.
+        calibration_scope: what that study covers, in words ``logz run`` prints beside it
+            ("at defaults": seeds of the whole method; a learned sampler calibrated with
+            ``--train-once`` says "given a trained model" and on which targets).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Entry:
     family: Optional[str] = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     calibration: Optional[str] = None
+    calibration_scope: str = "at defaults"
 
     def resolve(self) -> Callable[..., Any]:
         """The factory itself (a "module:attribute" string is imported here)."""
