@@ -76,4 +76,5 @@ def test_uncalibrated_sampler_says_no_study_backs_its_error_bar(capsys):
 
 def test_json_record_names_the_calibration_study(capsys):
     assert main(["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "400", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["calibration"] == "results/calibration"
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["calibration"] == "results/calibration" and rec["calibration_scope"] == "at defaults"
