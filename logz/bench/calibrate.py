@@ -42,6 +42,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 
 from logz.bench.environment import environment
+from logz.targets.data import file_sha256  # names the checkpoint a record was estimated from
 
 PathLike = Union[str, Path]
 
@@ -146,17 +147,6 @@ def _estimate_record(sampler, seed: int, t0: float, num_samples: int, true_log_z
 MODEL_FILE, MODEL_INFO = "model.pt", "model.json"
 #: what every record of a fixed-model study says about its model
 MODEL_KEYS = ("sha256", "model_seed", "iterations")
-
-
-def file_sha256(path: PathLike) -> str:
-    """The SHA-256 of a file (names the checkpoint a record was estimated from)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_fixed_model_options(sampler_name: str, *, train_once: bool, checkpoint: Optional[PathLike],
@@ -464,6 +454,6 @@ def handler(args) -> int:
 
 
 __all__ = ["CORRELATED_GAUSSIAN", "MODEL_FILE", "MODEL_INFO", "MODEL_KEYS", "add_subcommand", "calibration_plot",
-           "calibration_target", "check_fixed_model_options", "correlated_gaussian", "file_sha256", "fixed_model",
+           "calibration_target", "check_fixed_model_options", "correlated_gaussian", "fixed_model",
            "handler", "load_records", "markdown_summary", "run_calibration", "run_fixed_model_seed", "run_seed",
            "summarize"]
