@@ -67,6 +67,11 @@ class Entry:
         return factory(target, **merged)
 
 
+#: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
+SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
+                          "budget, on gmm9 and Many-Well-32; not the spread over training runs)")
+
+
 TABLE: dict[str, Entry] = {e.name: e for e in [
     Entry("pis", "logz.samplers.pis:PIS", "learned", family="path",
           description="Path Integral Sampler: Brownian reference from 0, PIS-Grad control, KL or VarGrad"),
@@ -83,7 +88,8 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
           description="Adjoint Sampling: reciprocal adjoint matching from a replay buffer (energy-efficient)"),
     Entry("cmcd", "logz.samplers.cmcd:CMCD", "learned", family="path",
           description="Controlled Monte Carlo Diffusions: annealed Langevin + learned control, log-variance or KL"),
-    Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path",
+    Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path", calibration="results/calibration",
+          calibration_scope=SCLD_CALIBRATION_SCOPE,
           description="Sequential Controlled Langevin Diffusions: CMCD's path as SMC (resampling, SMC's moves), replay buffer"),
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
