@@ -329,13 +329,15 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         return 1
     wall = time.perf_counter() - start
     calibration = samplers.entry(args.sampler).calibration
+    calibration_scope = samplers.entry(args.sampler).calibration_scope
     exact = getattr(target, "log_Z", None)
     overrides = {k: v if isinstance(v, (bool, int, float, str, type(None))) else str(v)
                  for k, v in config.items() if k not in ("seed", "device")}
     record = {"target": args.target, "sampler": args.sampler, "seed": seed, "config": overrides,
               "iterations": iterations, "threads": args.threads,
               "device": str(config.get("device", "cpu")), "world_size": shard.world_size, **est.to_dict(),
-              "calibration": calibration, "exact_log_z": exact, "error": None if exact is None else est.log_z - exact,
+              "calibration": calibration, "calibration_scope": calibration_scope if calibration else None,
+              "exact_log_z": exact, "error": None if exact is None else est.log_z - exact,
               "wall_time_s": wall, "torch": torch.__version__}
     try:
         check = _smc_check(args, target, est, torch) if args.check and shard.is_main else None
@@ -367,7 +369,8 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
     if getattr(est, "pareto_k", None) is not None:
         say(f"Pareto k {est.pareto_k:.2f}  (< 0.7: the weights' tail allows an error bar)")
     if getattr(est, "reliable", True) and calibration is not None:
-        say(f"flag     reliable (no diagnostic contradicts the error bar; calibrated at defaults: {calibration})")
+        say(f"flag     reliable (no diagnostic contradicts the error bar; calibrated {calibration_scope}: "
+            f"{calibration})")
     elif getattr(est, "reliable", True):
         say(f"flag     not flagged by the diagnostics, but no calibration study backs {args.sampler}'s "
             f"error bar: cross-check with --check")

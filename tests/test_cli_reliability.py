@@ -76,4 +76,30 @@ def test_uncalibrated_sampler_says_no_study_backs_its_error_bar(capsys):
 
 def test_json_record_names_the_calibration_study(capsys):
     assert main(["run", "--target", "gaussian", "--sampler", "smc", "--num-samples", "400", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["calibration"] == "results/calibration"
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["calibration"] == "results/calibration" and rec["calibration_scope"] == "at defaults"
+
+
+def test_calibration_studies_named_by_the_registry_exist():
+    from pathlib import Path
+
+    from logz import samplers
+
+    root = Path(__file__).resolve().parents[1]
+    for name in samplers.names():
+        e = samplers.entry(name)
+        if e.calibration is not None:
+            assert (root / e.calibration / "README.md").is_file(), name
+    scld = samplers.entry("scld")
+    assert scld.calibration_scope.startswith("given a trained model")
+    for study in ("scld-gmm9", "scld-manywell"):
+        assert (root / "results" / "calibration" / study / "seeds.jsonl").is_file()
+
+
+def test_scld_says_its_error_bar_is_calibrated_given_a_trained_model(capsys):
+    assert main(["run", "--target", "gaussian", "--sampler", "scld", "--iterations", "2", "--num-samples", "400",
+                 "--config", "num_steps=4", "segments=2", "batch_size=16", "hidden=8", "layers=1",
+                 "step_size=0.1", "--quiet"]) == 0
+    out = capsys.readouterr().out  # seed 0: an estimate no diagnostic flags
+    assert "flag     reliable" in out and "calibrated given a trained model" in out and "at defaults" not in out
+    assert "no calibration study backs" not in out

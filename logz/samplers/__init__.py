@@ -33,9 +33,12 @@ class Entry:
             objectives: dt, lr_policy, lr_flow), "adjoint" or "classical": which budget
             settings apply (``logz.bench.budgets``).
         defaults: configuration applied before the caller's.
-        calibration: where the study lives that supports this sampler's error bar at its
-            defaults (z-scores over many seeds, ``logz calibrate``), or None: its estimates
-            then say that no study backs their error bar.
+        calibration: where the study lives that supports this sampler's error bar (z-scores
+            over many seeds, ``logz calibrate``), or None: its estimates then say that no study
+            backs their error bar.
+        calibration_scope: what that study covers, in words ``logz run`` prints beside it
+            ("at defaults": seeds of the whole method; a learned sampler calibrated with
+            ``--train-once`` says "given a trained model" and on which targets).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Entry:
     family: Optional[str] = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     calibration: Optional[str] = None
+    calibration_scope: str = "at defaults"
 
     def resolve(self) -> Callable[..., Any]:
         """The factory itself (a "module:attribute" string is imported here)."""
@@ -61,6 +65,11 @@ class Entry:
             default = merged.get(key)
             merged[key] = {**default, **value} if isinstance(default, Mapping) and isinstance(value, Mapping) else value
         return factory(target, **merged)
+
+
+#: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
+SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
+                          "budget, on gmm9 and Many-Well-32; not the spread over training runs)")
 
 
 TABLE: dict[str, Entry] = {e.name: e for e in [
@@ -79,7 +88,8 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
           description="Adjoint Sampling: reciprocal adjoint matching from a replay buffer (energy-efficient)"),
     Entry("cmcd", "logz.samplers.cmcd:CMCD", "learned", family="path",
           description="Controlled Monte Carlo Diffusions: annealed Langevin + learned control, log-variance or KL"),
-    Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path",
+    Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path", calibration="results/calibration",
+          calibration_scope=SCLD_CALIBRATION_SCOPE,
           description="Sequential Controlled Langevin Diffusions: CMCD's path as SMC (resampling, SMC's moves), replay buffer"),
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),

@@ -216,6 +216,14 @@ class PathSampler:
         self.trainer.load(path)
 
     # --- estimates ----------------------------------------------------------------------
+    def seed_estimates(self, seed: int) -> None:
+        """Restart the estimates' noise (``eval_generator``) where a sampler built with
+        ``seed=seed`` starts it, leaving the model, the training noise and the iteration as they
+        are: independent estimates from one trained model (``logz calibrate --train-once``).
+        The estimate streams (2 seed + 1) never meet a training stream (2 seed)."""
+        _check("seed", _is_int(seed) and seed >= 0, seed, "an integer >= 0")
+        self.eval_generator.manual_seed(2 * int(seed) + 1)
+
     def log_weights(self, num_samples: int, *, generator: Optional[torch.Generator] = None,
                     progress: Optional[bool] = False) -> tuple[Tensor, Tensor]:
         """Fresh on-policy paths: (x_N Tensor[n, dim], log w Tensor[n]), in batches of

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from logz.bench.calibrate import (CORRELATED_GAUSSIAN, calibration_target, load_records, run_calibration,
-                                  summarize)
+from logz.bench.calibrate import (CORRELATED_GAUSSIAN, calibration_target, file_sha256, load_records,
+                                  run_calibration, summarize)
 from logz.bench.report import calibration_cells
 from logz.cli import main
 
@@ -60,3 +60,98 @@ def test_report_calibration_columns():
             {"error": None, "stderr": 0.1}]
     mean_z, within, flagged = calibration_cells(rows)
     assert mean_z.startswith("-1.00") and within == "1/2" and flagged == "1/2"
+
+
+# --- one trained model, many estimate seeds (--train-once / --checkpoint) ---------------------
+
+TINY_SCLD = ["num_steps=4", "segments=2", "batch_size=16", "hidden=8", "layers=1", "step_size=0.1",
+             "moves_per_beta=20"]
+
+
+def _fixed_argv(out, *extra, seeds=3):
+    return ["calibrate", "--target", "gaussian", "--target-config", "dim=2", "log_Z=0.5", "--sampler", "scld",
+            "--seeds", str(seeds), "--num-samples", "200", "--out", str(out), "--no-plot", "--quiet",
+            "--config", *TINY_SCLD, *extra]
+
+
+def test_train_once_trains_one_model_and_reseeds_only_the_estimates(tmp_path, monkeypatch):
+    from logz.samplers.base import PathSampler
+
+    fits = []
+    fit = PathSampler.fit
+    monkeypatch.setattr(PathSampler, "fit", lambda self, n, progress=True: fits.append(n) or fit(self, n, progress))
+    out = tmp_path / "study"
+    assert main(_fixed_argv(out, "--train-once", "--iterations", "3", "--model-seed", "2")) == 0
+    assert fits == [3]  # one training, not one per seed
+    recs = load_records(out)
+    info = json.loads((out / "model.json").read_text())
+    assert info["sha256"] == file_sha256(out / "model.pt") and info["model_seed"] == 2 and info["iterations"] == 3
+    assert all(r["model"] == {"sha256": info["sha256"], "model_seed": 2, "iterations": 3} for r in recs)
+    assert len({r["log_z"] for r in recs}) == 3  # each seed its own estimate noise
+    for r in recs:
+        assert r["z"] == pytest.approx((r["log_z"] - 0.5) / r["stderr"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert "--train-once" in summary["command"] and summary["model"]["sha256"] == info["sha256"]
+    assert "GIVEN the model" in (out / "summary.md").read_text()
+    # resuming with more seeds reuses the saved model (no training) and keeps the finished seeds
+    assert main(_fixed_argv(out, "--train-once", "--iterations", "3", "--model-seed", "2", seeds=4)) == 0
+    assert fits == [3]
+    again = load_records(out)
+    assert [r["seed"] for r in again] == [0, 1, 2, 3] and again[:3] == recs
+    # the same estimate seed from the saved checkpoint gives the same estimate
+    assert main(_fixed_argv(tmp_path / "from_file", "--checkpoint", str(out / "model.pt"), seeds=1)) == 0
+    (rec,) = load_records(tmp_path / "from_file")
+    assert rec["log_z"] == recs[0]["log_z"] and rec["model"]["sha256"] == info["sha256"]
+    assert rec["model"]["iterations"] == 3 and rec["model"]["model_seed"] is None  # not in the file: not stated
+
+
+def test_seed_estimates_restarts_the_estimate_noise_only():
+    from logz import samplers, targets
+
+    s = samplers.get("scld", targets.get("gaussian", dim=2), num_steps=4, segments=2, batch_size=16, hidden=8,
+                     layers=1, step_size=0.1, moves_per_beta=20, seed=1)
+    s.fit(2, progress=False)
+    params = [p.detach().clone() for p in s.control.parameters()]
+    train_state = s.generator.get_state()
+    s.seed_estimates(5)
+    a = s.estimate_log_z(400).log_z
+    s.seed_estimates(5)
+    assert s.estimate_log_z(400).log_z == a
+    s.seed_estimates(6)
+    assert s.estimate_log_z(400).log_z != a
+    assert torch.equal(s.generator.get_state(), train_state) and s.trainer.iteration == 2
+    assert all(torch.equal(p, q) for p, q in zip(params, s.control.parameters()))
+    with pytest.raises(ValueError, match="seed"):
+        s.seed_estimates(-1)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sampler", "smc", "--train-once", "--iterations", "3"], "'smc' is classical"),
+    (["--train-once"], "--train-once needs --iterations"),
+    (["--train-once", "--iterations", "3", "--checkpoint", "m.pt"], "give only one of them"),
+    (["--checkpoint", "nosuch.pt"], "no such file"),
+    (["--model-seed", "1", "--iterations", "3"], "--model-seed applies only with"),
+])
+def test_bad_fixed_model_options_are_clear_errors(tmp_path, capsys, extra, message):
+    argv = _fixed_argv(tmp_path / "s", *extra, seeds=1)
+    if "--sampler" in extra:  # replace scld by the given sampler
+        i = argv.index("--sampler")
+        del argv[i:i + 2]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("logz calibrate: error:") and message in err and "Traceback" not in err
+
+
+def test_a_study_holds_the_seeds_of_one_model(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(_fixed_argv(out, "--train-once", "--iterations", "2", seeds=1)) == 0
+    # another model in the same directory: its saved model was not trained for this request
+    assert main(_fixed_argv(out, "--train-once", "--iterations", "3", seeds=1)) == 2
+    assert "was not trained for this study" in capsys.readouterr().err
+    # per-seed training into a fixed-model study
+    assert main(_fixed_argv(out, "--iterations", "2", seeds=2)) == 2
+    assert "holds seeds of the model sha256" in capsys.readouterr().err
+    # a checkpoint whose file was changed after training
+    (out / "model.pt").write_bytes((out / "model.pt").read_bytes() + b"\0")
+    assert main(_fixed_argv(out, "--train-once", "--iterations", "2", seeds=1)) == 2
+    assert "changed since it was trained" in capsys.readouterr().err
