@@ -328,8 +328,11 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
         print(f"logz run: error: {_one_line(err)}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - start
-    calibration = samplers.entry(args.sampler).calibration
-    calibration_scope = samplers.entry(args.sampler).calibration_scope
+    entry = samplers.entry(args.sampler)
+    calibrated = entry.calibrated_on(args.target)
+    calibration = entry.calibration if calibrated else None
+    calibration_scope = entry.calibration_scope + (
+        f" on {', '.join(entry.calibration_targets)}" if entry.calibration_targets else "")
     exact = getattr(target, "log_Z", None)
     overrides = {k: v if isinstance(v, (bool, int, float, str, type(None))) else str(v)
                  for k, v in config.items() if k not in ("seed", "device")}
@@ -371,6 +374,10 @@ def _run(args, shard, torch, samplers, targets, TrainingError) -> int:
     if getattr(est, "reliable", True) and calibration is not None:
         say(f"flag     reliable (no diagnostic contradicts the error bar; calibrated {calibration_scope}: "
             f"{calibration})")
+    elif getattr(est, "reliable", True) and entry.calibration is not None:
+        say(f"flag     not flagged by the diagnostics, but no calibration study backs {args.sampler}'s "
+            f"error bar on {args.target} (it is calibrated {calibration_scope}: {entry.calibration}): "
+            f"cross-check with --check")
     elif getattr(est, "reliable", True):
         say(f"flag     not flagged by the diagnostics, but no calibration study backs {args.sampler}'s "
             f"error bar: cross-check with --check")

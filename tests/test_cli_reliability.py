@@ -91,15 +91,32 @@ def test_calibration_studies_named_by_the_registry_exist():
         if e.calibration is not None:
             assert (root / e.calibration / "README.md").is_file(), name
     scld = samplers.entry("scld")
-    assert scld.calibration_scope.startswith("given a trained model")
-    for study in ("scld-gmm9", "scld-manywell"):
-        assert (root / "results" / "calibration" / study / "seeds.jsonl").is_file()
+    assert scld.calibration_scope.startswith("given a trained model") and scld.calibration_targets
+    for target in scld.calibration_targets:  # each studied target has its study
+        assert (root / scld.calibration / f"scld-{target}" / "seeds.jsonl").is_file()
 
 
-def test_scld_says_its_error_bar_is_calibrated_given_a_trained_model(capsys):
-    assert main(["run", "--target", "gaussian", "--sampler", "scld", "--iterations", "2", "--num-samples", "400",
-                 "--config", "num_steps=4", "segments=2", "batch_size=16", "hidden=8", "layers=1",
-                 "step_size=0.1", "--quiet"]) == 0
-    out = capsys.readouterr().out  # seed 0: an estimate no diagnostic flags
+TINY_SCLD_RUN = ["run", "--target", "gaussian", "--sampler", "scld", "--iterations", "2", "--num-samples", "400",
+                 "--config", "num_steps=4", "segments=2", "batch_size=16", "hidden=8", "layers=1", "step_size=0.1",
+                 "--quiet"]
+
+
+def test_scld_is_calibrated_given_a_trained_model_on_the_studied_targets_only(capsys, monkeypatch):
+    import dataclasses
+
+    from logz import samplers
+
+    scld = samplers.entry("scld")
+    assert scld.calibrated_on("gmm9") and scld.calibrated_on("manywell") and not scld.calibrated_on("funnel")
+    assert main(TINY_SCLD_RUN) == 0  # seed 0: an estimate no diagnostic flags, on a target not studied
+    out = capsys.readouterr().out
+    assert "flag     not flagged by the diagnostics, but no calibration study backs scld's error bar on gaussian" in out
+    assert "it is calibrated given a trained model" in out and "on gmm9, manywell" in out
+    # on a studied target the same estimate says it is calibrated, and in which sense
+    monkeypatch.setitem(samplers.TABLE, "scld", dataclasses.replace(scld, calibration_targets=("gaussian",)))
+    assert main(TINY_SCLD_RUN) == 0
+    out = capsys.readouterr().out
     assert "flag     reliable" in out and "calibrated given a trained model" in out and "at defaults" not in out
-    assert "no calibration study backs" not in out
+    assert main([*TINY_SCLD_RUN[:-1], "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["calibration"] == "results/calibration" and rec["calibration_scope"].startswith("given a trained")

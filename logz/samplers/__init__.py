@@ -38,7 +38,9 @@ class Entry:
             backs their error bar.
         calibration_scope: what that study covers, in words ``logz run`` prints beside it
             ("at defaults": seeds of the whole method; a learned sampler calibrated with
-            ``--train-once`` says "given a trained model" and on which targets).
+            ``--train-once`` says "given a trained model").
+        calibration_targets: the targets on which the study supports the error bar (None: the
+            claim is made for every target); on any other ``logz run`` says no study backs it.
     """
 
     name: str
@@ -50,6 +52,12 @@ class Entry:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     calibration: Optional[str] = None
     calibration_scope: str = "at defaults"
+    calibration_targets: Optional[tuple[str, ...]] = None
+
+    def calibrated_on(self, target: str) -> bool:
+        """Whether a calibration study supports this sampler's error bar on ``target``."""
+        return self.calibration is not None and (self.calibration_targets is None or
+                                                 target in self.calibration_targets)
 
     def resolve(self) -> Callable[..., Any]:
         """The factory itself (a "module:attribute" string is imported here)."""
@@ -69,7 +77,7 @@ class Entry:
 
 #: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
 SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
-                          "budget, on gmm9 and Many-Well-32; not the spread over training runs)")
+                          "budget; not the spread over training runs)")
 
 
 TABLE: dict[str, Entry] = {e.name: e for e in [
@@ -89,7 +97,7 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
     Entry("cmcd", "logz.samplers.cmcd:CMCD", "learned", family="path",
           description="Controlled Monte Carlo Diffusions: annealed Langevin + learned control, log-variance or KL"),
     Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path", calibration="results/calibration",
-          calibration_scope=SCLD_CALIBRATION_SCOPE,
+          calibration_scope=SCLD_CALIBRATION_SCOPE, calibration_targets=("gmm9", "manywell"),
           description="Sequential Controlled Langevin Diffusions: CMCD's path as SMC (resampling, SMC's moves), replay buffer"),
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
