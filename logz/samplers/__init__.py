@@ -77,8 +77,7 @@ class Entry:
 
 #: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
 SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
-                          "budget and the current defaults: Funnel-10 94% within 3 SE, 84% within 2 SE, "
-                          "low by 0.9 SE on average; not the spread over training runs)")
+                          "budget and the current defaults; not the spread over training runs)")
 
 
 TABLE: dict[str, Entry] = {e.name: e for e in [

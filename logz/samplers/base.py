@@ -33,7 +33,7 @@ from logz.samplers.learned_path_smc import learned_path_log_z
 from logz.samplers.nets import GridControl, TimeConditioned
 from logz.samplers.paths import exact_sample_log_weights, fresh_log_weights
 from logz.samplers.sequential import segment_ends
-from logz.samplers.smc_result import combine_replicates, replicates_for
+from logz.samplers.smc_result import combine_replicates, replicate_layout
 from logz.samplers.training import History, Trainer
 from logz.sde import LinearReference, integrate, path_log_densities
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
@@ -275,18 +275,14 @@ class PathSampler:
             raise ValueError(f"resample=True needs intermediate log-densities along the path (a learned "
                              f"log-flow: dgfs with loss 'subtb' or 'db'); {self.name} with objective "
                              f"{self.objective!r} has none")
-        _check("replicates", replicates is None or (_is_int(replicates) and replicates >= 2), replicates,
-               "None or an integer >= 2")
-        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (replicates or 2), num_samples,
-               f"an integer >= 2 x replicates = {2 * (replicates or 2)}")
-        replicates = replicates_for(num_samples) if replicates is None else replicates
+        replicates, particles = replicate_layout(num_samples, replicates)
         _check("resample_threshold", isinstance(resample_threshold, (int, float)) and not isinstance(
             resample_threshold, bool) and 0 <= resample_threshold <= 1, resample_threshold, "in [0, 1]")
         _check("mcmc_steps", _is_int(mcmc_steps) and mcmc_steps >= 0, mcmc_steps, "an integer >= 0")
         ends = segment_ends(self.num_steps, min(8, self.num_steps) if segments is None else segments)
         if self.shard.active:
             raise ValueError("resample=True runs in one process only (its particle systems are not split)")
-        result = learned_path_log_z(self, replicates, num_samples // replicates, ends,
+        result = learned_path_log_z(self, replicates, particles, ends,
                                     resample_threshold=float(resample_threshold), generator=self.eval_generator,
                                     mcmc_steps=int(mcmc_steps))
         est = combine_replicates(result.log_z, result.log_weights)

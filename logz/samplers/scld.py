@@ -48,7 +48,7 @@ from logz.samplers.objectives.sub_log_variance import SubLogVariance, SubLogVari
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
 from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves, target_terms
 from logz.samplers.smc_reference import DefensiveReference
-from logz.samplers.smc_result import combine_replicates, replicates_for
+from logz.samplers.smc_result import combine_replicates, replicate_layout
 from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
 from logz.targets.base import call_log_prob
 
@@ -168,11 +168,7 @@ class SCLD(CMCD):
     def _split(self, num_samples: int) -> tuple[int, int]:
         """(R, P): the replicates and particles per replicate of a run of ``num_samples``;
         ValueError naming the numbers unless the world size divides P."""
-        R = self.replicates
-        _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (R or 2), num_samples,
-               f"an integer >= 2 x replicates = {2 * (R or 2)}")
-        R = R or replicates_for(num_samples)
-        P = int(num_samples) // R
+        R, P = replicate_layout(num_samples, self.replicates)
         self.shard.local_size(P, f"{self.name} particles per replicate (num_samples {num_samples} // {R} replicates)")
         return R, P
 

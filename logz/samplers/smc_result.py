@@ -19,11 +19,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from logz.samplers._common import _check, _is_int
 from logz.samplers.estimators import (LogZEstimate, combine_independent_log_z, effective_sample_size,
                                       reliability, warn_once)
 
 __all__ = ["MAX_REPLICATES", "MIN_REPLICATE_PARTICLES", "REPLICATE_ESS_MIN", "SMCResult",
-           "combine_replicates", "eve_relative_variance", "replicates_for"]
+           "combine_replicates", "eve_relative_variance", "replicate_layout", "replicates_for"]
 
 #: default replicates: as many as MAX_REPLICATES, each of at least MIN_REPLICATE_PARTICLES
 #: particles (see ``replicates_for`` and docs/error_bars.md for the measurement behind them).
@@ -44,6 +45,18 @@ def replicates_for(num_samples: int) -> int:
     (Funnel-10, 30 seeds: mean z -0.94, 73% within 2 SE); more replicates at the same total
     cost average over the skew and estimate the variance with R - 1 degrees of freedom."""
     return max(2, min(MAX_REPLICATES, int(num_samples) // MIN_REPLICATE_PARTICLES))
+
+
+def replicate_layout(num_samples: int, replicates: Optional[int] = None) -> tuple[int, int]:
+    """(R, P): the replicates (None: ``replicates_for(num_samples)``) and the particles per
+    replicate, num_samples // R, of a run of ``num_samples`` particles in all; ValueError
+    naming the option unless replicates is None or an integer >= 2 and P >= 2."""
+    _check("replicates", replicates is None or (_is_int(replicates) and replicates >= 2), replicates,
+           "None or an integer >= 2")
+    _check("num_samples", _is_int(num_samples) and num_samples >= 2 * (replicates or 2), num_samples,
+           f"an integer >= 2 x replicates = {2 * (replicates or 2)}")
+    R = replicates_for(num_samples) if replicates is None else int(replicates)
+    return R, int(num_samples) // R
 
 
 @dataclass
