@@ -1,4 +1,4 @@
-"""Summary of the SCLD accuracy grid (``logz bench --budget sequential``): per target the
+"""Summary of the SCLD / CMCD accuracy grid (``logz bench --budget sequential``): per target and sampler the
 final model's mean |log Z error| +- std over seeds, the error bars' coverage (final estimates
 and every periodic evaluation, each against its own standard error), wall time per cell.
 
@@ -14,21 +14,21 @@ root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/sequential_grid")
 cells = [json.load(open(f)) for f in sorted(glob.glob(str(root / "cells" / "*.json")))]
 by_target: dict = {}
 for r in cells:
-    by_target.setdefault(r["target"], []).append(r)
+    by_target.setdefault((r["target"], r["sampler"]), []).append(r)
 
 
 def mean_std(v):
     return f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
 
-print("| target | truth (source) | seeds | final mean \\|error\\| ± std | final errors (± SE) | within 3 SE: final | within 3 SE: all evaluations | flagged (final) | train s / cell | eval s / cell |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-tot_final = tot_final_ok = tot_eval = tot_eval_ok = 0
-for target, rs in sorted(by_target.items()):
+print("| target | sampler | truth (source) | seeds | final mean \\|error\\| ± std | final errors (± SE) | within 3 SE: final | within 3 SE: all evaluations | flagged (final) | train s / cell | eval s / cell |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+totals: dict = {}  # sampler -> [final within, final, evaluations within, evaluations, unflagged final misses]
+for (target, sampler), rs in sorted(by_target.items()):
     ok = [r for r in rs if r.get("status") == "ok"]
     failed = len(rs) - len(ok)
     if not ok:
-        print(f"| {target} | | 0 ({failed} failed) | | | | | | | |")
+        print(f"| {target} | {sampler} | | 0 ({failed} failed) | | | | | | | |")
         continue
     truth = ok[0]["true_log_z"]
     errs = [r["log_z"] - truth for r in ok]
@@ -41,14 +41,17 @@ for target, rs in sorted(by_target.items()):
                 continue
             ev_n += 1
             ev_ok += abs(lz - truth) <= 3 * se
-    tot_final += len(ok); tot_final_ok += sum(within); tot_eval += ev_n; tot_eval_ok += ev_ok
+    t = totals.setdefault(sampler, [0, 0, 0, 0, 0])
+    t[0] += sum(within); t[1] += len(ok); t[2] += ev_ok; t[3] += ev_n
+    t[4] += sum(1 for r, w in zip(ok, within) if not w and r.get("reliable") is not False)
     flagged = sum(1 for r in ok if r.get("reliable") is False)
     pairs = ", ".join(f"{e:+.3f} ± {r['stderr']:.3f}" for e, r in zip(errs, ok))
     src = ok[0].get("true_log_z_source", "")
-    print(f"| {target} | {truth:.3f} ({src}) | {len(ok)}{f' ({failed} failed)' if failed else ''} | "
+    print(f"| {target} | {sampler} | {truth:.3f} ({src}) | {len(ok)}{f' ({failed} failed)' if failed else ''} | "
           f"{mean_std([abs(e) for e in errs])} | {pairs} | {sum(within)}/{len(ok)} | {ev_ok}/{ev_n} | "
           f"{flagged}/{len(ok)} | {statistics.mean(r['train_seconds'] for r in ok):.0f} | "
           f"{statistics.mean(r.get('eval_seconds') or 0 for r in ok):.0f} |")
 print()
-print(f"Coverage over all cells: final estimates {tot_final_ok}/{tot_final} within 3 SE; "
-      f"periodic evaluations {tot_eval_ok}/{tot_eval}.")
+for sampler, (fo, f, eo, e, miss) in sorted(totals.items()):
+    print(f"Coverage over all {sampler} cells: final estimates {fo}/{f} within 3 SE "
+          f"({miss} outside and not flagged); periodic evaluations {eo}/{e}.  ")
