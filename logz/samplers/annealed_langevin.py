@@ -1,6 +1,7 @@
-"""CMCD's kernel: controlled Langevin steps along the geometric path from N(0, s0^2 I) to p~.
+"""CMCD's kernel: controlled Langevin steps along the geometric path from pi0 to p~.
 
-    gamma_beta(x) = pi0(x)^(1 - beta) p~(x)^beta,    pi0 = N(0, s0^2 I)  (normalised: Z_0 = 1).
+    gamma_beta(x) = pi0(x)^(1 - beta) p~(x)^beta,    pi0 normalised (Z_0 = 1): N(0, s0^2 I) or
+    the defensive mixture (1 - mix) N(0, s0^2 I) + mix t_df(0, s0^2 I) (``smc_reference``).
 
 Step k (x_k -> x_{k+1}, k = 0..N-1) uses beta_{k+1} and the step size eps_k:
 
@@ -25,7 +26,7 @@ and step k+1's forward kernel.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,14 @@ from torch import Tensor, nn
 from logz.samplers._common import _check, _is_int
 
 SCHEDULES = ("linear", "cosine")
+
+
+class InitialLaw(Protocol):
+    """pi0, the path's normalised start (``smc_reference.DefensiveReference``)."""
+
+    def log_prob(self, x: Tensor) -> Tensor: ...  # [..., d] -> [...]
+
+    def grad(self, x: Tensor) -> Tensor: ...  # [..., d] -> [..., d]
 
 
 class Annealing(nn.Module):
@@ -84,15 +93,15 @@ class PathTerms(NamedTuple):
     controls: Tensor   # [M+1, B, d], u(x_k, t_k)
 
 
-def log_densities(terms: PathTerms, betas: Tensor, eps: Tensor, init_var: float) -> tuple[Tensor, Tensor]:
+def log_densities(terms: PathTerms, betas: Tensor, eps: Tensor, pi0: InitialLaw) -> tuple[Tensor, Tensor]:
     """(log F_k, log B_k), Tensor[M, B] each, of the M steps of ``terms``; ``betas``: the M
     steps' beta_{k+1} [M] (or [M, B]: per path, when the paths are different segments of
-    the grid), ``eps`` their step sizes [M] (or [M, B]), ``init_var`` = s0^2."""
+    the grid), ``eps`` their step sizes [M] (or [M, B]), ``pi0`` the path's initial law."""
     x, g, u = terms
     b = betas.to(x)[..., None] if betas.ndim == 2 else betas.to(x)[:, None, None]
     e = eps.to(x)[..., None] if eps.ndim == 2 else eps.to(x)[:, None, None]
-    langevin = (1 - b) * (-x[1:] / init_var) + b * g[1:]  # at x_{k+1}, same beta_{k+1}
-    mean_f = x[:-1] + e * ((1 - b) * (-x[:-1] / init_var) + b * g[:-1] + u[:-1])
+    langevin = (1 - b) * pi0.grad(x[1:]) + b * g[1:]  # at x_{k+1}, same beta_{k+1}
+    mean_f = x[:-1] + e * ((1 - b) * pi0.grad(x[:-1]) + b * g[:-1] + u[:-1])
     mean_b = x[1:] + e * (langevin - u[1:])
     return _log_normal(x[1:] - mean_f, e), _log_normal(x[:-1] - mean_b, e)
 
@@ -104,7 +113,7 @@ def _log_normal(diff: Tensor, eps: Tensor) -> Tensor:
     return -0.5 * diff.square().sum(-1) / var - 0.5 * d * torch.log(2 * math.pi * var)
 
 
-def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_var: float,
+def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, pi0: InitialLaw,
              times: Tensor, score: Callable[[Tensor], Tensor], control: Callable[[Tensor, Tensor], Tensor],
              draw: Callable, noise_scale: float = 1.0, backward: bool = False,
              start: Optional[tuple[Tensor, Tensor]] = None) -> PathTerms:
@@ -121,7 +130,7 @@ def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_v
     xs, gs, us = [x0], [g0], [u0]
     for k in steps:
         b, e = betas[k + 1], eps[k]
-        drift = (1 - b) * (-x / init_var) + b * gs[-1] + sign * us[-1]
+        drift = (1 - b) * pi0.grad(x) + b * gs[-1] + sign * us[-1]
         x = x + e * drift + noise_scale * torch.sqrt(2 * e) * draw(x.shape, x.dtype, x.device)
         xs.append(x)
         gs.append(score(x))
@@ -131,12 +140,10 @@ def simulate(x0: Tensor, k0: int, k1: int, *, betas: Tensor, eps: Tensor, init_v
     return PathTerms(torch.stack(xs), torch.stack(gs), torch.stack(us))
 
 
-def log_gamma(log_p: Tensor, x: Tensor, beta: Tensor, init_var: float) -> Tensor:
+def log_gamma(log_p: Tensor, x: Tensor, beta: Tensor, pi0: InitialLaw) -> Tensor:
     """log gamma_beta(x) = (1 - beta) log pi0(x) + beta log p~(x), Tensor[...]; ``log_p`` =
     log p~(x), ``beta`` broadcasting to it."""
-    d = x.shape[-1]
-    log_pi0 = -0.5 * x.square().sum(-1) / init_var - 0.5 * d * math.log(2 * math.pi * init_var)
-    return (1 - beta) * log_pi0 + beta * log_p
+    return (1 - beta) * pi0.log_prob(x) + beta * log_p
 
 
-__all__ = ["Annealing", "PathTerms", "SCHEDULES", "log_densities", "log_gamma", "simulate"]
+__all__ = ["Annealing", "InitialLaw", "PathTerms", "SCHEDULES", "log_densities", "log_gamma", "simulate"]

@@ -1,7 +1,8 @@
 """Controlled Monte Carlo Diffusions (CMCD; Vargas, Padhy, Blessing & Nüsken 2023): a
 ``PathSampler`` whose process is annealed Langevin dynamics plus a learned control.
 
-x_0 ~ pi0 = N(0, s0^2 I) (s0 the target's ``init_std``) is carried along gamma_beta =
+x_0 ~ pi0 = N(0, s0^2 I) (s0 the target's ``init_std``; optionally the defensive mixture
+with a Student-t part, ``reference_mix``) is carried along gamma_beta =
 pi0^(1 - beta) p~^beta by the controlled Langevin kernels of ``annealed_langevin`` (forward
 with +u, backward with -u at the new point); log w = log p~(x_N) - log pi0(x_0) +
 sum_k [log B_k - log F_k]. With u = 0 it is AIS with unadjusted Langevin moves; the control
@@ -29,6 +30,7 @@ from logz.samplers.config import Network
 from logz.samplers.objectives import Objective
 from logz.samplers.objectives.elbo import ELBO
 from logz.samplers.objectives.log_variance import LogVariance, LogVarianceConfig
+from logz.samplers.smc_reference import DefensiveReference
 from logz.sde import BrownianReference, Trajectory, gaussian_noise
 
 
@@ -63,6 +65,9 @@ class CMCD(PathSampler):
         exploration: noise multiplier of the behaviour process ("vargrad" only).
         schedule: "linear" or "cosine" beta_k; learn_schedule: train it (monotone).
         step_size: eps_k / s0^2 (0.01); learn_step_size: train eps_k per step.
+        reference_df, reference_mix: pi0 = (1 - mix) N(0, s0^2 I) + mix t_df(0, s0^2 I), SMC's
+            defensive reference (``smc_reference``: heavy tails keep p~ / pi0 of finite variance
+            on heavier-tailed targets); mix 0 (the default) or df = inf: the Gaussian.
         score_clip: the kernels clip grad log p~ elementwise to +-score_clip (None: 1 / (step_size
             s0), so that one step's score term moves a particle by at most s0 at the initial eps;
             without it a funnel's neck throws particles to |x| ~ 100 and training diverges). The
@@ -82,6 +87,7 @@ class CMCD(PathSampler):
     def __init__(self, target, *, num_steps: int = 128, batch_size: int = 256, loss: str = "vargrad",
                  exploration: float = 1.0, schedule: str = "linear", learn_schedule: bool = False,
                  step_size: float = 0.01, learn_step_size: bool = False, init_std: Optional[float] = None,
+                 reference_df: float = 3.0, reference_mix: float = 0.0,
                  score_clip: Optional[float] = None, control: Optional[nn.Module] = None, seed: int = 0, network=None,
                  optimiser=None, evaluation=None, placement=None, **flat):
         _check("loss", loss in self.losses, loss, " or ".join(map(repr, self.losses)))
@@ -92,6 +98,12 @@ class CMCD(PathSampler):
             _check(key, (v is None and key == "score_clip") or (isinstance(v, (int, float)) and
                    not isinstance(v, bool) and math.isfinite(v) and v > 0), v, "a finite number > 0")
         s0 = float(s0)
+        _check("reference_df", isinstance(reference_df, (int, float)) and not isinstance(reference_df, bool)
+               and reference_df > 0, reference_df, "a number > 0 (math.inf: Gaussian)")
+        _check("reference_mix", isinstance(reference_mix, (int, float)) and not isinstance(reference_mix, bool)
+               and 0 <= reference_mix <= 1, reference_mix, "in [0, 1]")
+        mix = 0.0 if math.isinf(reference_df) else float(reference_mix)
+        self.pi0 = DefensiveReference(target.dim, s0, float(reference_df), mix)
         # default: one step's score term moves a particle by at most s0 (at the initial eps)
         self.init_var = s0 ** 2
         self.score_clip = 1.0 / (step_size * s0) if score_clip is None else float(score_clip)
@@ -104,7 +116,8 @@ class CMCD(PathSampler):
                  defaults=(Network(drift="nn", out_clip=self.score_clip), None, None, None),
                  fingerprint={"schedule": schedule, "learn_schedule": bool(learn_schedule),
                               "learn_step_size": bool(learn_step_size), "step_size": float(step_size),
-                              "score_clip": score_clip},
+                              "score_clip": score_clip, "reference_df": float(reference_df),
+                              "reference_mix": mix},
                  extra_state=lambda: self._extra_state(), load_extra_state=lambda st: self._load_extra_state(st))
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")
@@ -121,8 +134,15 @@ class CMCD(PathSampler):
         pass
 
     # --- the process: annealed Langevin kernels instead of the shared core -----------------
+    def initial(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_0 ~ pi0, Tensor[n, dim], and log pi0(x_0), Tensor[n] (the Gaussian pi0 draws as the shell)."""
+        if self.pi0.mix == 0:
+            return super().initial(n, generator)
+        x0 = self.pi0.sample(1, n, generator=generator, shard=self.shard, dtype=self.dtype, device=self.device)[0]
+        return x0, self.pi0.log_prob(x0)
+
     def _kernel_args(self, times=None) -> dict:
-        return dict(betas=self.annealing.betas(), eps=self.annealing.step_sizes(), init_var=self.init_var,
+        return dict(betas=self.annealing.betas(), eps=self.annealing.step_sizes(), pi0=self.pi0,
                     times=self.times if times is None else times, score=self.kernel_score, control=self.policy())
 
     def kernel_score(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +167,7 @@ class CMCD(PathSampler):
         zeros = x0.new_zeros(len(x0))
         log_f = log_b = None
         if log_densities:
-            log_f, log_b = al.log_densities(terms, args["betas"][1:], args["eps"], self.init_var)
+            log_f, log_b = al.log_densities(terms, args["betas"][1:], args["eps"], self.pi0)
         tr = Trajectory(times=times, final=terms.states[-1], states=terms.states if keep_path else None,
                         log_forward=log_f if keep_steps else None, log_backward=log_b if keep_steps else None,
                         log_forward_sum=zeros if log_f is None else log_f.sum(0),
@@ -169,7 +189,7 @@ class CMCD(PathSampler):
         k1 = self.num_steps if k1 is None else k1
         terms = self.path_terms(states[k0:k1 + 1], k0)
         return al.log_densities(terms, self.annealing.betas()[k0 + 1:k1 + 1],
-                                self.annealing.step_sizes()[k0:k1], self.init_var)
+                                self.annealing.step_sizes()[k0:k1], self.pi0)
 
     @torch.no_grad()
     def target_log_weights(self, num_samples: int) -> Optional[torch.Tensor]:
@@ -183,8 +203,8 @@ class CMCD(PathSampler):
             terms = al.simulate(x, 0, self.num_steps, draw=gaussian_noise(self.eval_generator), backward=True,
                                 **self._kernel_args())
             log_f, log_b = al.log_densities(terms, self.annealing.betas()[1:], self.annealing.step_sizes(),
-                                            self.init_var)
-            log_p0 = self.reference.log_marginal(terms.states[0], 0.0)
+                                            self.pi0)
+            log_p0 = self.pi0.log_prob(terms.states[0])
             log_w = self.log_reward(terms.states[-1]) - log_p0 + (log_b - log_f).sum(0)
         except ValueError as err:
             warnings.warn(f"{self.name}: no EUBO, the backward paths from exact samples left the target's "

@@ -47,7 +47,6 @@ from logz.samplers.objectives import Objective
 from logz.samplers.objectives.sub_log_variance import SubLogVariance, SubLogVarianceConfig
 from logz.samplers.sequential import SequentialResult, segment_ends, sequential_log_z
 from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA, GIBBS_MAX_DIM, Moves, target_terms
-from logz.samplers.smc_reference import DefensiveReference
 from logz.samplers.smc_result import combine_replicates, replicate_layout
 from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
 from logz.targets.base import call_log_prob
@@ -149,13 +148,12 @@ class SCLD(CMCD):
 
     def moves(self, generator: torch.Generator, training: bool) -> Optional[Moves]:
         """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 as
-        the reference; ``train_moves_per_beta`` moves per unit of beta in training,
+        the reference (its ``DefensiveReference``); ``train_moves_per_beta`` moves per unit of beta in training,
         ``moves_per_beta`` in estimates."""
         per_beta = self.train_moves_per_beta if training else self.moves_per_beta
         if self.mcmc_steps == 0 and per_beta == 0:
             return None
-        ref = DefensiveReference(self.dim, math.sqrt(self.init_var), math.inf, 0.0)
-        return Moves(self.target, ref, self.mcmc_kernel, self.mcmc_steps, per_beta, self.leapfrog_steps,
+        return Moves(self.target, self.pi0, self.mcmc_kernel, self.mcmc_steps, per_beta, self.leapfrog_steps,
                      10.0, 0.65, True, generator, self.shard)
 
     def run_particles(self, replicates: int, particles: int, generator: torch.Generator, *, training: bool = False,

@@ -16,8 +16,8 @@ unbiased in Z^ (``get_lnz_elbo_increment`` there). When a replicate's ESS falls 
 and its weights reset to uniform; then, optionally, MCMC moves leaving gamma_{k_s} invariant
 refresh the particles at each inner segment end: SMC's move phase (``smc_moves.Moves``, the
 library's one implementation: Newton-Gibbs sweeps or HMC, scale and step size adapted from
-the particles, ``Moves.count`` moves for the segment's step in beta), with pi0 as the
-reference (a ``DefensiveReference`` with no t component). The error bar comes from the R
+the particles, ``Moves.count`` moves for the segment's step in beta), with pi0 (the
+sampler's ``DefensiveReference``) as the reference. The error bar comes from the R
 independent replicates (``estimators.combine_independent_log_z``).
 
 Distributed (the sampler's ``Shard``), as SMC (``logz.samplers.smc``): each rank holds P /
@@ -133,10 +133,13 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     R, P, sh = replicates, particles, s.shard
     n = sh.local_size(P, "particles per replicate")
     betas, eps = s.annealing.betas(), s.annealing.step_sizes()
-    args = dict(betas=betas, eps=eps, init_var=s.init_var, times=s.times, score=s.kernel_score, control=s.policy())
+    args = dict(betas=betas, eps=eps, pi0=s.pi0, times=s.times, score=s.kernel_score, control=s.policy())
     draw = particle_noise(sh, generator, R)
-    x = s.reference.init_std * draw((R * n, s.dim), s.dtype, s.device)  # x_0 ~ gamma_0 = pi0
-    log_gamma = s.reference.log_marginal(x, 0.0)
+    if s.pi0.mix == 0:  # x_0 ~ gamma_0 = pi0
+        x = s.pi0.scale * draw((R * n, s.dim), s.dtype, s.device)
+    else:
+        x = s.pi0.sample(R, n, generator=generator, shard=sh, dtype=s.dtype, device=s.device).reshape(R * n, s.dim)
+    log_gamma = s.pi0.log_prob(x)
     start_log_p = s.particle_log_p(x) if record is not None else None
     log_w = x.new_full((R, P), -math.log(P))
     log_z = x.new_zeros(R)
@@ -146,10 +149,10 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
     for k0, k1 in zip(ends[:-1], ends[1:]):
         terms = al.simulate(x, k0, k1, draw=draw, start=carry, **args)
         carry = (terms.scores[-1], terms.controls[-1])
-        log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.init_var)
+        log_f, log_b = al.log_densities(terms, betas[k0 + 1:k1 + 1], eps[k0:k1], s.pi0)
         x = terms.states[-1]
         log_p = s.particle_log_p(x)
-        end_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
+        end_gamma = al.log_gamma(log_p, x, betas[k1], s.pi0)
         inc = end_gamma - log_gamma + (log_b - log_f).sum(0)
         # a particle thrown out of the target's domain (non-finite density or state) has zero
         # weight; its replicate resamples now, so that every segment starts from live particles
@@ -176,7 +179,7 @@ def sequential_log_z(s, replicates: int, particles: int, ends: Sequence[int], *,
                 carry = None
         acceptance.append(acc)
         n_moves.append(count)
-        log_gamma = al.log_gamma(log_p, x, betas[k1], s.init_var)
+        log_gamma = al.log_gamma(log_p, x, betas[k1], s.pi0)
         start_log_p = log_p
     return SequentialResult(log_z, x.view(R, n, -1), log_w, torch.stack(resampled), torch.stack(acceptance),
                             torch.stack(n_moves))

@@ -33,14 +33,16 @@ class LinearControl(nn.Module):
 
 
 def _langevin(s, x, beta):
-    return (1 - beta) * (-x / s.init_var) + beta * log_prob_and_grad(s.target, x)[1].clamp(-s.score_clip, s.score_clip)
+    return (1 - beta) * s.pi0.grad(x) + beta * log_prob_and_grad(s.target, x)[1].clamp(-s.score_clip, s.score_clip)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_step_log_densities_are_normal_log_probs(diag_gaussian, dtype):
+@pytest.mark.parametrize("dtype,mix", [(torch.float32, 0.0), (torch.float64, 0.0), (torch.float64, 0.3)])
+def test_step_log_densities_are_normal_log_probs(diag_gaussian, dtype, mix):
+    """mix > 0: pi0 is the defensive Gaussian / Student-t mixture, its score in the drift."""
     target = diag_gaussian([0.5, -1.0, 0.2], [1.0, 0.3, 2.0], log_Z=0.7)
     s = samplers.get("cmcd", target, num_steps=5, batch_size=8, control=LinearControl(3), dtype=dtype,
-                     schedule="cosine", learn_schedule=True, learn_step_size=True, step_size=0.05)
+                     schedule="cosine", learn_schedule=True, learn_step_size=True, step_size=0.05,
+                     reference_mix=mix)
     with torch.no_grad():
         s.annealing.b.copy_(0.3 * torch.randn(5, generator=torch.Generator().manual_seed(0)))
         x0, _ = s.initial(16, s.generator)
@@ -113,6 +115,39 @@ def test_fixed_schedule_is_not_trained_and_bad_input_is_named(diag_gaussian):
         samplers.get("cmcd", target, learned_variance=True)
     with pytest.raises(ValueError, match="exploration"):
         samplers.get("cmcd", target, loss="kl", exploration=2.0)
+    with pytest.raises(ValueError, match=r"reference_mix must be in \[0, 1\]"):
+        samplers.get("cmcd", target, reference_mix=1.5)
+    with pytest.raises(ValueError, match="reference_df must be a number > 0"):
+        samplers.get("scld", target, reference_df=0.0)
+
+
+@pytest.mark.parametrize("name", ["cmcd", "scld"])
+def test_the_defensive_pi0_gives_unbiased_weights(diag_gaussian, name):
+    """pi0 = 0.7 N(0, s0^2) + 0.3 t_3(0, s0^2): x_0 is drawn from it and scored by it (log pi0
+    against the mixture's density by hand), and E[w] = Z along the path with a fixed random
+    control (CMCD's importance weights; SCLD's Z^_r, 2000 replicates of 8 particles)."""
+    from logz.samplers.sequential import sequential_log_z
+
+    target = diag_gaussian([0.5, -0.5], [1.0, 0.5], log_Z=0.3)
+    s = samplers.get(name, target, num_steps=6, step_size=0.1, dtype=torch.float64, control=LinearControl(2),
+                     reference_mix=0.3, **({"segments": 3, "resample_threshold": 0.5} if name == "scld" else {}))
+    gen = torch.Generator().manual_seed(4)
+    x0, log_p0 = s.initial(4000, gen)
+    s0, d, nu = target.init_std, 2, 3.0
+    q = x0.square().sum(-1) / s0 ** 2
+    log_t = (math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi * s0 ** 2)
+             - 0.5 * (nu + d) * torch.log1p(q / nu))
+    log_n = -0.5 * q - 0.5 * d * math.log(2 * math.pi * s0 ** 2)
+    torch.testing.assert_close(log_p0, torch.logaddexp(math.log(0.7) + log_n, math.log(0.3) + log_t))
+    assert float((q > 25).float().mean()) > 0.01  # the t part's tails (Gaussian: P(chi2_2 > 25) = 4e-6)
+    if name == "cmcd":
+        with torch.no_grad():
+            log_w = s.log_weights(20000)[1]
+    else:
+        log_w = sequential_log_z(s, 2000, 8, s.ends, resample_threshold=0.5, generator=gen).log_z
+    ratio = torch.exp(log_w - 0.3)
+    se = float(ratio.std() / math.sqrt(len(ratio)))
+    assert abs(float(ratio.mean()) - 1.0) < 4 * se, (float(ratio.mean()), se)
 
 
 def test_short_training_reaches_log_z_within_its_standard_error(diag_gaussian):
@@ -216,10 +251,10 @@ def _train_cmcd(shard):
 
     target = GaussianMixture(weights=[0.4, 0.6], means=[[-1.0, 0.5], [1.5, -0.5]], covs=[[0.6, 0.8], [0.7, 0.5]])
     out = []
-    for loss in ("vargrad", "kl"):
+    for loss, mix in (("vargrad", 0.0), ("kl", 0.0), ("vargrad", 0.3)):  # mix: the t part of pi0
         s = samplers.get("cmcd", target, shard=shard, hidden=8, layers=1, num_steps=5, batch_size=8,
                          eval_samples=16, eval_batch_size=8, dtype=torch.float64, seed=3, loss=loss,
-                         learn_schedule=True, learn_step_size=True)
+                         learn_schedule=True, learn_step_size=True, reference_mix=mix)
         h = s.fit(3, progress=False)
         est = s.estimate_log_z(16)
         out.append((torch.tensor(h.loss), torch.cat([p.detach().flatten() for p in s.trainer.params]),

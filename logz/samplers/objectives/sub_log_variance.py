@@ -174,11 +174,11 @@ def increments(s, segments) -> list[Tensor]:
         flat = states.reshape(M1 * rows, d)
         u = s.policy()(flat, s.times[steps.reshape(-1)]).view(M1, rows, d)
         terms = al.PathTerms(states, s.kernel_score(flat).view(M1, rows, d), u)
-        log_f, log_b = al.log_densities(terms, betas[steps[1:]], eps[steps[:-1]], s.init_var)
+        log_f, log_b = al.log_densities(terms, betas[steps[1:]], eps[steps[:-1]], s.pi0)
         start_log_p = torch.cat([seg.start_log_p for seg in group])
         end_log_p = torch.cat([seg.end_log_p for seg in group])
-        inc = (al.log_gamma(end_log_p, states[-1], betas[steps[-1]], s.init_var)
-               - al.log_gamma(start_log_p, states[0], betas[steps[0]], s.init_var) + (log_b - log_f).sum(0))
+        inc = (al.log_gamma(end_log_p, states[-1], betas[steps[-1]], s.pi0)
+               - al.log_gamma(start_log_p, states[0], betas[steps[0]], s.pi0) + (log_b - log_f).sum(0))
         for i, part in zip(members, torch.split(inc, sizes)):
             out[i] = part
     return out
