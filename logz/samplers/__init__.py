@@ -97,7 +97,7 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
     Entry("cmcd", "logz.samplers.cmcd:CMCD", "learned", family="path",
           description="Controlled Monte Carlo Diffusions: annealed Langevin + learned control, log-variance or KL"),
     Entry("scld", "logz.samplers.scld:SCLD", "learned", family="path", calibration="results/calibration",
-          calibration_scope=SCLD_CALIBRATION_SCOPE, calibration_targets=("funnel", "gmm9"),
+          calibration_scope=SCLD_CALIBRATION_SCOPE, calibration_targets=("funnel", "gmm9", "manywell"),
           description="Sequential Controlled Langevin Diffusions: CMCD's path as SMC (resampling, SMC's moves), replay buffer"),
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),

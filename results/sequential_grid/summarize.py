@@ -55,3 +55,22 @@ print()
 for sampler, (fo, f, eo, e, miss) in sorted(totals.items()):
     print(f"Coverage over all {sampler} cells: final estimates {fo}/{f} within 3 SE "
           f"({miss} outside and not flagged); periodic evaluations {eo}/{e}.  ")
+
+# the error-vs-iterations curve: every periodic evaluation and the final estimate, over seeds
+print()
+print("Error against training iterations (periodic evaluations; mean |error| ± std over seeds, mean SE):")
+print()
+for (target, sampler), rs in sorted(by_target.items()):
+    ok = [r for r in rs if r.get("status") == "ok"]
+    if not ok:
+        continue
+    truth = ok[0]["true_log_z"]
+    at: dict = {}
+    for r in ok:
+        ev = r.get("evaluations") or {}
+        for it, lz, se in zip(ev.get("iteration", []), ev.get("log_z", []), ev.get("stderr", [])):
+            if lz is not None and se:
+                at.setdefault(it, []).append((abs(lz - truth), se))
+    cells = [f"{it}: {mean_std([e for e, _ in v])} (SE {statistics.mean(s for _, s in v):.3f}, {len(v)})"
+             for it, v in sorted(at.items())]
+    print(f"- {target} / {sampler}: " + "; ".join(cells))
