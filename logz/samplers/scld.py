@@ -147,9 +147,9 @@ class SCLD(CMCD):
         return torch.where(ok, lp, torch.full_like(lp, -math.inf))
 
     def moves(self, generator: torch.Generator, training: bool) -> Optional[Moves]:
-        """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 as
-        the reference (its ``DefensiveReference``); ``train_moves_per_beta`` moves per unit of beta in training,
-        ``moves_per_beta`` in estimates."""
+        """The MCMC refresh of a run (None when it makes no moves): SMC's move phase with pi0 (a
+        ``DefensiveReference``) as the reference; ``train_moves_per_beta`` moves per unit of beta
+        in training, ``moves_per_beta`` in estimates."""
         per_beta = self.train_moves_per_beta if training else self.moves_per_beta
         if self.mcmc_steps == 0 and per_beta == 0:
             return None
