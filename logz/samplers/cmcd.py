@@ -98,16 +98,10 @@ class CMCD(PathSampler):
             _check(key, (v is None and key == "score_clip") or (isinstance(v, (int, float)) and
                    not isinstance(v, bool) and math.isfinite(v) and v > 0), v, "a finite number > 0")
         s0 = float(s0)
-        _check("reference_df", isinstance(reference_df, (int, float)) and not isinstance(reference_df, bool)
-               and reference_df > 0, reference_df, "a number > 0 (math.inf: Gaussian)")
-        _check("reference_mix", isinstance(reference_mix, (int, float)) and not isinstance(reference_mix, bool)
-               and 0 <= reference_mix <= 1, reference_mix, "in [0, 1]")
-        mix = 0.0 if math.isinf(reference_df) else float(reference_mix)
-        self.pi0 = DefensiveReference(target.dim, s0, float(reference_df), mix)
+        self.pi0 = DefensiveReference.checked(target.dim, s0, reference_df, reference_mix)
         # default: one step's score term moves a particle by at most s0 (at the initial eps)
-        self.init_var = s0 ** 2
         self.score_clip = 1.0 / (step_size * s0) if score_clip is None else float(score_clip)
-        self.annealing = al.Annealing(num_steps, step_size * self.init_var, schedule, learn_schedule,
+        self.annealing = al.Annealing(num_steps, step_size * s0 ** 2, schedule, learn_schedule,
                                       learn_step_size)
         inner = self._objective(loss, exploration)
         assemble(self, target, reference=BrownianReference(1.0, init_std=s0), T=1.0, num_steps=num_steps,
@@ -116,8 +110,8 @@ class CMCD(PathSampler):
                  defaults=(Network(drift="nn", out_clip=self.score_clip), None, None, None),
                  fingerprint={"schedule": schedule, "learn_schedule": bool(learn_schedule),
                               "learn_step_size": bool(learn_step_size), "step_size": float(step_size),
-                              "score_clip": score_clip, "reference_df": float(reference_df),
-                              "reference_mix": mix},
+                              "score_clip": score_clip, "reference_df": self.pi0.df,
+                              "reference_mix": self.pi0.mix},
                  extra_state=lambda: self._extra_state(), load_extra_state=lambda st: self._load_extra_state(st))
         if self.network.log_var_range is not None:
             raise ValueError("learned_variance is not defined for CMCD (the kernels' noise is sqrt(2 eps_k))")

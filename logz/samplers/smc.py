@@ -112,18 +112,16 @@ class SMC:
                   "num_replicates": num_replicates is None or num_replicates >= 2,
                   "num_mcmc_steps": num_mcmc_steps >= 0, "leapfrog_steps": leapfrog_steps >= 1,
                   "max_temperatures": max_temperatures >= 1, "step_jitter": step_jitter >= 1,
-                  "reference_df": reference_df > 0, "reference_mix": 0 <= reference_mix <= 1,
                   "moves_per_beta": moves_per_beta is None or moves_per_beta >= 0}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"SMC: invalid {name} = {locals()[name]!r}")
         self.target = target
         self.dim = int(target.dim)
-        self.init_std = float(init_std if init_std is not None else getattr(target, "init_std", 1.0))
-        if not self.init_std > 0:
-            raise ValueError(f"SMC: init_std must be > 0, got {self.init_std}")
-        self.reference_df = float(reference_df)
-        self.reference_mix = 0.0 if math.isinf(self.reference_df) else float(reference_mix)
+        self.reference = DefensiveReference.checked(
+            self.dim, init_std if init_std is not None else getattr(target, "init_std", 1.0), reference_df,
+            reference_mix)
+        self.init_std, self.reference_df, self.reference_mix = self.reference[1:]
         self.num_replicates = None if num_replicates is None else int(num_replicates)
         self.cess, self.resample_threshold = float(cess), float(resample_threshold)
         if kernel == "auto":
@@ -167,8 +165,7 @@ class SMC:
     # -- the algorithm ------------------------------------------------------
     def _moves(self) -> Moves:
         """The move phase (with the reference, the path's beta = 0 end), from the configuration."""
-        ref = DefensiveReference(self.dim, self.init_std, self.reference_df, self.reference_mix)
-        return Moves(self.target, ref, self.kernel, self.num_mcmc_steps, self.moves_per_beta,
+        return Moves(self.target, self.reference, self.kernel, self.num_mcmc_steps, self.moves_per_beta,
                      self.leapfrog_steps, self.step_jitter, self.target_accept, self.pooled_adaptation,
                      self.generator, self.shard)
 

@@ -37,6 +37,20 @@ class DefensiveReference(NamedTuple):
     df: float
     mix: float
 
+    @classmethod
+    def checked(cls, dim: int, scale: float, df: float, mix: float) -> "DefensiveReference":
+        """The reference from user configuration: each value checked (a ``ValueError`` naming
+        ``init_std``, ``reference_df`` or ``reference_mix``), mix set to 0 when df is infinite."""
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+        for name, v, ok, what in (
+                ("init_std", scale, number(scale) and math.isfinite(scale) and scale > 0, "a finite number > 0"),
+                ("reference_df", df, number(df) and df > 0, "a number > 0 (math.inf: Gaussian)"),
+                ("reference_mix", mix, number(mix) and 0 <= mix <= 1, "in [0, 1]")):
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {v!r}")
+        return cls(int(dim), float(scale), float(df), 0.0 if math.isinf(df) else float(mix))
+
     def parts(self, q: Tensor) -> tuple[Tensor, Tensor]:
         """log of the Gaussian and of the t component (mixture weights included), q = |x|^2."""
         s2, nu, d, m = self.scale ** 2, self.df, self.dim, self.mix

@@ -69,7 +69,7 @@ def test_uncontrolled_weights_with_pi0_the_target_are_the_langevin_pairs(diag_ga
     s0, log_Z = 1.5, 0.4
     target = diag_gaussian([0.0, 0.0], [s0 ** 2, s0 ** 2], log_Z=log_Z)
     s = samplers.get("cmcd", target, num_steps=6, batch_size=8, dtype=torch.float64, step_size=0.1)
-    assert s.init_var == pytest.approx(s0 ** 2)
+    assert s.pi0.scale == pytest.approx(s0)
     x, log_w = s.log_weights(64)
     gen = torch.Generator().manual_seed(5)
     x0, log_p0 = s.initial(64, gen)
@@ -119,6 +119,10 @@ def test_fixed_schedule_is_not_trained_and_bad_input_is_named(diag_gaussian):
         samplers.get("cmcd", target, reference_mix=1.5)
     with pytest.raises(ValueError, match="reference_df must be a number > 0"):
         samplers.get("scld", target, reference_df=0.0)
+    for bad in ({"reference_mix": float("nan")}, {"reference_df": -3.0}, {"init_std": float("inf")}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be"):  # one check for SMC and CMCD
+            samplers.get("smc", target, **bad)
+    assert samplers.get("smc", target, reference_df=math.inf).reference.mix == 0.0
 
 
 @pytest.mark.parametrize("name", ["cmcd", "scld"])
