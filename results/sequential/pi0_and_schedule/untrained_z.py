@@ -1,12 +1,13 @@
-"""Untrained SCLD on TARGET: z = (log Z^ - log Z) / SE over seeds, per configuration (2000 particles, defaults otherwise)."""
+"""Untrained SCLD on TARGET (argv: target, seeds, JSON list of configs, first seed = 0): z = (log Z^ - log Z) / SE over seeds, per configuration (2000 particles, defaults otherwise)."""
 import sys, time, json, statistics as st, torch, warnings
 warnings.filterwarnings("ignore")
 from logz import samplers, targets
 tname, S = sys.argv[1], int(sys.argv[2])
+first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 configs = json.loads(sys.argv[3])
 t = targets.get(tname); truth = t.log_Z or 0.0
 zs = {json.dumps(c): [] for c in configs}
-for seed in range(S):
+for seed in range(first, first + S):
     for kw in configs:
         s = samplers.get("scld", t, seed=seed, **kw)
         t0 = time.time(); e = s.estimate_log_z(2000)
