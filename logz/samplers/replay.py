@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from logz.samplers.smc_kernels import log_uniform
+
 LogProbAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
@@ -136,7 +138,7 @@ def mala(log_prob_and_grad: LogProbAndGrad, x: Tensor, *, steps: int, step_size:
         log_q_bwd = -(x - y - h * grad_y).pow(2).sum(-1) / (4 * h)
         log_alpha = (lp_y - lp + log_q_bwd - log_q_fwd).nan_to_num(nan=-math.inf)
         u = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
-        accept = torch.log(u) < log_alpha
+        accept = log_uniform(u) < log_alpha
         x = torch.where(accept[:, None], y, x)
         lp = torch.where(accept, lp_y, lp)
         grad = torch.where(accept[:, None], grad_y, grad)

@@ -28,6 +28,14 @@ from logz.distributed import SINGLE, Shard
 GIBBS_FD_STEP, GIBBS_RW_SCALE = 0.1, 1.0
 
 
+def log_uniform(u: Tensor) -> Tensor:
+    """log u of uniform draws u from ``torch.rand`` (in [0, 1), multiples of eps / 2), for
+    Metropolis tests ``log_uniform(u) < log_alpha``. A draw of exactly 0 is read as the grid's
+    first step eps / 2: its log -inf would accept any proposal, however improbable, and in
+    float32 (one draw in 2^24) that happens several times in one SMC run of 2000 particles."""
+    return torch.log(u.clamp_min(torch.finfo(u.dtype).eps / 2))
+
+
 def global_draw(shard: Shard, draw: Callable[[list], Tensor], shape: Sequence[int], dim: int) -> Tensor:
     """This rank's slice of ``draw(global shape)``, the global shape having ``shape[dim] *
     world_size`` rows along ``dim`` (like ``Shard.randn``, for any sampler, e.g. gamma)."""
@@ -161,7 +169,7 @@ def gibbs_sweep(x: Tensor, lp: Tensor, beta: Tensor, scale: Tensor, active: Tens
     f = (1 - b) * log_ref_q(q) + b * lp
     order = torch.randperm(d, generator=generator).tolist()
     noise = shard.randn((d, R, N), generator=generator, dtype=x.dtype, device=x.device, dim=2)
-    log_u = torch.log(shard.rand((d, R, N), generator=generator, dtype=x.dtype, device=x.device, dim=2))
+    log_u = log_uniform(shard.rand((d, R, N), generator=generator, dtype=x.dtype, device=x.device, dim=2))
     acc_sum = torch.zeros(R, dtype=x.dtype, device=x.device)
     for k, j in enumerate(order):
         dl, rw2 = GIBBS_FD_STEP * scale[:, :, j], (GIBBS_RW_SCALE * scale[:, :, j]) ** 2  # [R, 1]
@@ -236,7 +244,7 @@ def hmc_move(x: Tensor, lp: Tensor, grad_t: Tensor, beta: Tensor, eps: Tensor, s
     h1 = log_pi(lpn, xn) - 0.5 * (q * q).sum(-1)
     log_accept = torch.nan_to_num(h1 - h0, nan=-math.inf).clamp_max(0.0)
     u = shard.rand(log_accept.shape, **kw)
-    accept = (torch.log(u) < log_accept) & active[:, None]
+    accept = (log_uniform(u) < log_accept) & active[:, None]
     a3 = accept[..., None]
     return (torch.where(a3, xn, x), torch.where(accept, lpn, lp), torch.where(a3, gn, grad_t),
             log_accept.exp().mean(-1))

@@ -106,7 +106,8 @@ def sample_x1(n: int, generator: Optional[torch.Generator] = None,
         right = torch.rand(m, generator=generator, dtype=torch.float64, device=dev) < w_right
         mean = torch.where(right, PROPOSAL_MEANS[1], PROPOSAL_MEANS[0])
         x = mean + PROPOSAL_STD * torch.randn(m, generator=generator, dtype=torch.float64, device=dev)
-        log_u = torch.log(torch.rand(m, generator=generator, dtype=torch.float64, device=dev))
+        u = torch.rand(m, generator=generator, dtype=torch.float64, device=dev)
+        log_u = torch.log(u.clamp_min(2.0 ** -53))  # a draw of 0 would accept any proposal
         acc = x[log_u < x1_log_density(x) - log_proposal(x) - log_m][:remaining]
         out.append(acc)
         remaining -= acc.numel()

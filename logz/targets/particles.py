@@ -222,7 +222,8 @@ def mala_reference(target: ParticleSystem, n: int, steps: int = 2000, step_size:
         fwd = -((prop - x - h * g) ** 2).sum(-1) / (4 * h[:, 0])
         bwd = -((x - prop - h * g_p) ** 2).sum(-1) / (4 * h[:, 0])
         log_alpha = torch.nan_to_num(lp_p - lp + bwd - fwd, nan=-math.inf)
-        accept = torch.log(torch.rand(x.shape[0], generator=generator, dtype=torch.float64)) < log_alpha
+        u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64)
+        accept = torch.log(u.clamp_min(2.0 ** -53)) < log_alpha  # a draw of 0 would accept anything
         x = torch.where(accept[:, None], prop, x)
         lp = torch.where(accept, lp_p, lp)
         g = torch.where(accept[:, None], g_p, g)
