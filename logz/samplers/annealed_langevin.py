@@ -45,6 +45,14 @@ class InitialLaw(Protocol):
     def grad(self, x: Tensor) -> Tensor: ...  # [..., d] -> [..., d]
 
 
+def ladder_logits(beta: Tensor) -> Tensor:
+    """The parameters a [N] of ``Annealing`` whose ``betas()`` is the ladder beta [N+1]
+    (0 = beta_0 < ... < beta_N = 1): softplus^-1 of the gaps x N (gaps floored at 1e-6)."""
+    n = beta.numel() - 1
+    gaps = (beta[1:] - beta[:-1]).clamp_min(1e-6) * n
+    return gaps + torch.log(-torch.expm1(-gaps))
+
+
 class Annealing(nn.Module):
     """The inverse temperatures beta_0 = 0 < ... < beta_N = 1 and the step sizes eps_k.
 
@@ -61,10 +69,8 @@ class Annealing(nn.Module):
                step_size, "a finite float > 0")
         s = torch.linspace(0, 1, num_steps + 1, dtype=torch.float64)
         beta = s if schedule == "linear" else 0.5 * (1 - torch.cos(math.pi * s))
-        gaps = (beta[1:] - beta[:-1]).clamp_min(1e-6) * num_steps
-        a = gaps + torch.log(-torch.expm1(-gaps))  # softplus^-1
         self.step_size, self.schedule = float(step_size), schedule
-        _param_or_buffer(self, "a", a, learn_schedule)
+        _param_or_buffer(self, "a", ladder_logits(beta), learn_schedule)
         _param_or_buffer(self, "b", torch.zeros(num_steps, dtype=torch.float64), learn_step_size)
 
     def betas(self) -> Tensor:
@@ -146,4 +152,4 @@ def log_gamma(log_p: Tensor, x: Tensor, beta: Tensor, pi0: InitialLaw) -> Tensor
     return (1 - beta) * pi0.log_prob(x) + beta * log_p
 
 
-__all__ = ["Annealing", "InitialLaw", "PathTerms", "SCHEDULES", "log_densities", "log_gamma", "simulate"]
+__all__ = ["Annealing", "InitialLaw", "PathTerms", "SCHEDULES", "ladder_logits", "log_densities", "log_gamma", "simulate"]

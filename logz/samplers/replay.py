@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from logz.samplers.smc_kernels import log_uniform
+from logz._random import log_uniform
 
 LogProbAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 

@@ -22,18 +22,11 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from logz._random import log_uniform
 from logz.distributed import SINGLE, Shard
 
 #: Newton-Gibbs finite-difference step and fallback random-walk scale, x the particle spread.
 GIBBS_FD_STEP, GIBBS_RW_SCALE = 0.1, 1.0
-
-
-def log_uniform(u: Tensor) -> Tensor:
-    """log u of uniform draws u from ``torch.rand`` (in [0, 1), multiples of eps / 2), for
-    Metropolis tests ``log_uniform(u) < log_alpha``. A draw of exactly 0 is read as the grid's
-    first step eps / 2: its log -inf would accept any proposal, however improbable, and in
-    float32 (one draw in 2^24) that happens several times in one SMC run of 2000 particles."""
-    return torch.log(u.clamp_min(torch.finfo(u.dtype).eps / 2))
 
 
 def global_draw(shard: Shard, draw: Callable[[list], Tensor], shape: Sequence[int], dim: int) -> Tensor:

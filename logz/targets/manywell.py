@@ -28,6 +28,7 @@ import torch
 from scipy import integrate, optimize
 from torch import Tensor
 
+from logz._random import log_uniform
 from logz.targets._tensors import Device, check_num_samples, finish_samples, rng_device
 from logz.targets.base import BaseTarget, check_input
 
@@ -106,8 +107,7 @@ def sample_x1(n: int, generator: Optional[torch.Generator] = None,
         right = torch.rand(m, generator=generator, dtype=torch.float64, device=dev) < w_right
         mean = torch.where(right, PROPOSAL_MEANS[1], PROPOSAL_MEANS[0])
         x = mean + PROPOSAL_STD * torch.randn(m, generator=generator, dtype=torch.float64, device=dev)
-        u = torch.rand(m, generator=generator, dtype=torch.float64, device=dev)
-        log_u = torch.log(u.clamp_min(2.0 ** -53))  # a draw of 0 would accept any proposal
+        log_u = log_uniform(torch.rand(m, generator=generator, dtype=torch.float64, device=dev))
         acc = x[log_u < x1_log_density(x) - log_proposal(x) - log_m][:remaining]
         out.append(acc)
         remaining -= acc.numel()

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from logz._random import log_uniform
 from logz.targets.base import BaseTarget, check_input
 
 
@@ -222,8 +223,7 @@ def mala_reference(target: ParticleSystem, n: int, steps: int = 2000, step_size:
         fwd = -((prop - x - h * g) ** 2).sum(-1) / (4 * h[:, 0])
         bwd = -((x - prop - h * g_p) ** 2).sum(-1) / (4 * h[:, 0])
         log_alpha = torch.nan_to_num(lp_p - lp + bwd - fwd, nan=-math.inf)
-        u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64)
-        accept = torch.log(u.clamp_min(2.0 ** -53)) < log_alpha  # a draw of 0 would accept anything
+        accept = log_uniform(torch.rand(x.shape[0], generator=generator, dtype=torch.float64)) < log_alpha
         x = torch.where(accept[:, None], prop, x)
         lp = torch.where(accept, lp_p, lp)
         g = torch.where(accept[:, None], g_p, g)

@@ -2,6 +2,7 @@
 import sys, time, json, statistics as st, torch, warnings
 warnings.filterwarnings("ignore")
 from logz import samplers, targets
+from logz.samplers.annealed_langevin import ladder_logits
 tname, S, cess, kw = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), json.loads(sys.argv[4])
 t = targets.get(tname); truth = t.log_Z or 0.0
 zs = []
@@ -11,9 +12,8 @@ for seed in range(S):
     beta = torch.cat([torch.zeros(1, dtype=torch.float64), torch.stack(smc.last_result.betas)[:, 0]])
     N = beta.numel() - 1
     s = samplers.get("scld", t, seed=seed, num_steps=N, **kw)
-    gaps = (beta[1:] - beta[:-1]).clamp_min(1e-9) * N
     with torch.no_grad():
-        s.annealing.a.copy_((gaps + torch.log(-torch.expm1(-gaps))).to(s.annealing.a.dtype))
+        s.annealing.a.copy_(ladder_logits(beta))
     t0 = time.time(); e = s.estimate_log_z(2000)
     z = (e.log_z - truth) / e.stderr; zs.append(z)
     print(f"smc-ladder N {N} {kw} seed {seed}: {e.log_z - truth:+.3f} +- {e.stderr:.3f} z {z:+.2f} {time.time()-t0:.0f}s", flush=True)
