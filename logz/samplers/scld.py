@@ -9,9 +9,12 @@ process's own sub-trajectories, half fresh and half replayed by priority from a 
 also apply. The MCMC refresh is SMC's move phase (``smc_moves.Moves``: Newton-Gibbs up to
 ``GIBBS_MAX_DIM`` dimensions, HMC above), its number of moves tied to the path: a segment
 from beta to beta' gets ``mcmc_steps`` + ``moves_per_beta`` x (beta' - beta) moves
-(stochastically rounded). Estimates use SMC's calibrated ``moves_per_beta``, so that they
-carry SMC's mixing with the learned transport on top; training uses a few
-(``train_moves_per_beta``), for speed. By default every step is a segment end (resampling
+(stochastically rounded). Estimates make ``ESTIMATE_MOVES_FACTOR`` (8) x SMC's calibrated
+``moves_per_beta``: an estimate follows minutes of training and its variance hinges on the
+refresh (untrained, 4 seeds a line, SE of log Z^ at 2000 particles for 1 / 4 / 8 x SMC's:
+Ionosphere 0.126 / 0.066 / 0.061, Sonar 0.171 / 0.069 / 0.059, Many-Well-32 0.138 / 0.091 /
+0.072, Funnel-10 0.053 / 0.034 / 0.038; ``results/sequential_grid_v3``), at 15-50 s an
+estimate on one core. Training uses a few (``train_moves_per_beta``), for speed. By default every step is a segment end (resampling
 is ESS-triggered, so it happens only where the weights degenerate), as the reference code
 runs Funnel, LGCP and Sonar.
 
@@ -52,6 +55,8 @@ from logz.samplers.subtrajectory_buffer import SubtrajectoryBuffer
 from logz.targets.base import call_log_prob
 
 KERNELS = ("auto", "gibbs", "hmc", "mala")
+#: estimates' moves per unit of beta, as a multiple of SMC's (see the module's docstring)
+ESTIMATE_MOVES_FACTOR = 8
 
 
 class SCLD(CMCD):
@@ -63,8 +68,8 @@ class SCLD(CMCD):
     mcmc_kernel: "auto" (Newton-Gibbs up to ``GIBBS_MAX_DIM`` dimensions, HMC above),
         "gibbs", "hmc" or "mala"; leapfrog_steps: per HMC move (5).
     mcmc_steps: moves at every inner segment end, in training and estimates (0).
-    moves_per_beta: moves per unit of beta in estimates (None: SMC's calibrated default for
-        the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
+    moves_per_beta: moves per unit of beta in estimates (None: ``ESTIMATE_MOVES_FACTOR`` x SMC's
+        calibrated default for the kernel, ``smc_moves.DEFAULT_MOVES_PER_BETA``; 0: none).
     train_moves_per_beta: moves per unit of beta while training (8).
     step_size: eps_k / s0^2 (1e-4; see above).
     replicates: R independent particle systems per estimate, the error bar (None: SMC's
@@ -103,8 +108,8 @@ class SCLD(CMCD):
         self.resample_threshold, self.mcmc_steps = float(resample_threshold), int(mcmc_steps)
         self.mcmc_kernel = ("gibbs" if self.dim <= GIBBS_MAX_DIM else "hmc") if mcmc_kernel == "auto" else mcmc_kernel
         self.leapfrog_steps = 1 if self.mcmc_kernel == "mala" else int(leapfrog_steps)
-        self.moves_per_beta = float(DEFAULT_MOVES_PER_BETA[self.mcmc_kernel] if moves_per_beta is None
-                                    else moves_per_beta)
+        self.moves_per_beta = float(ESTIMATE_MOVES_FACTOR * DEFAULT_MOVES_PER_BETA[self.mcmc_kernel]
+                                    if moves_per_beta is None else moves_per_beta)
         self.train_moves_per_beta = float(train_moves_per_beta)
         self.replicates = None if replicates is None else int(replicates)
         self.buffer = (SubtrajectoryBuffer(int(buffer_batches) * self.batch_size, buffer_temperature)
@@ -186,4 +191,4 @@ class SCLD(CMCD):
         return combine_replicates(result.log_z, result.log_weights)
 
 
-__all__ = ["SCLD"]
+__all__ = ["ESTIMATE_MOVES_FACTOR", "SCLD"]
