@@ -161,8 +161,20 @@ def reference_log_z(target, target_name: str, reference_file: Optional[PathLike]
             if given:
                 raise
             return None, "none (the stored reference was computed on different data)"
-        return float(rec["log_z"]), f"reference ({rec['sampler']}, {rec['num_samples']} samples, {reference_file})"
+        shown = reference_file if given else _project_relative(reference_file)
+        return float(rec["log_z"]), f"reference ({rec['sampler']}, {rec['num_samples']} samples, {shown})"
     return None, "none"
+
+
+def _project_relative(path: PathLike) -> str:
+    """``path`` relative to the project root (the directory above the ``logz`` package) when
+    it lies there, so that records name the stored file the same on every machine."""
+    import logz
+
+    try:
+        return str(Path(path).resolve().relative_to(Path(logz.__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
 
 
 def run_cell(cell: Cell, budget: Budget, *, device: Optional[str] = None,

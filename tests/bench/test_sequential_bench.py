@@ -210,5 +210,6 @@ def test_tiny_cmcd_scld_cells_on_a_data_target_are_compared_with_the_stored_refe
                        progress=False)
     stored = json.loads(path.read_text())["ionosphere"]["log_z"]
     for r in records:  # no --reference-file given: the project's stored value, named in the record
-        assert r["status"] == "ok" and r["true_log_z"] == stored and str(path) in r["true_log_z_source"]
+        assert r["status"] == "ok" and r["true_log_z"] == stored  # by its path in the project, as on every machine
+        assert "samples, results/references.json)" in r["true_log_z_source"], r["true_log_z_source"]
         assert r["error"] == pytest.approx(r["log_z"] - stored)
