@@ -77,7 +77,9 @@ class Entry:
 
 #: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
 SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
-                          "budget and the current defaults; not the spread over training runs)")
+                          "budget, made with the estimates' earlier refresh of 1 x SMC's moves; the current "
+                          "8 x rests on the final estimates of results/sequential_grid_v3; not the spread "
+                          "over training runs)")
 
 
 TABLE: dict[str, Entry] = {e.name: e for e in [
