@@ -60,7 +60,7 @@ CASES = [
           replicates=4, moves_per_beta=50.0), 5e4),
     ("fresh-mala", lambda: GaussianMixture(**MIX),
      dict(segments=2, buffer=False, mcmc_kernel="mala", mcmc_steps=1, step_size=0.05, resample_threshold=0.9,
-          replicates=4, reference_mix=0.3), 1e3),
+          replicates=4, reference_mix=0.3, moves_per_beta=160.0), 1e3),  # 160: the refresh this tolerance was set at
     ("dead-rows", HalfLineGaussian,
      dict(segments=3, step_size=0.3, moves_per_beta=4.0, mcmc_kernel="hmc", resample_threshold=0.5,
           replicates=2), 1e3),
