@@ -116,10 +116,15 @@ def default_reference_file() -> Optional[Path]:
         if not path.is_file():
             raise ValueError(f"${REFERENCE_FILE_ENV} = {env!r} is not a file")
         return path
+    path = project_root() / "results" / "references.json"
+    return path if path.is_file() else None
+
+
+def project_root() -> Path:
+    """The directory above the ``logz`` package (a source checkout's root)."""
     import logz
 
-    path = Path(logz.__file__).resolve().parent.parent / "results" / "references.json"
-    return path if path.is_file() else None
+    return Path(logz.__file__).resolve().parent.parent
 
 
 def load_reference_log_z(path: PathLike, target: Union[str, object]) -> dict:

@@ -169,10 +169,10 @@ def reference_log_z(target, target_name: str, reference_file: Optional[PathLike]
 def _project_relative(path: PathLike) -> str:
     """``path`` relative to the project root (the directory above the ``logz`` package) when
     it lies there, so that records name the stored file the same on every machine."""
-    import logz
+    from logz.bench.reference import project_root
 
     try:
-        return str(Path(path).resolve().relative_to(Path(logz.__file__).resolve().parent.parent))
+        return str(Path(path).resolve().relative_to(project_root()))
     except ValueError:
         return str(path)
 

@@ -13,10 +13,10 @@ from beta to beta' gets ``mcmc_steps`` + ``moves_per_beta`` x (beta' - beta) mov
 ``moves_per_beta``: an estimate follows minutes of training and its variance hinges on the
 refresh (untrained, 4 seeds a line, SE of log Z^ at 2000 particles for 1 / 4 / 8 x SMC's:
 Ionosphere 0.126 / 0.066 / 0.061, Sonar 0.171 / 0.069 / 0.059, Many-Well-32 0.138 / 0.091 /
-0.072, Funnel-10 0.053 / 0.034 / 0.038; ``results/sequential_grid_v3``), at 15-50 s an
-estimate on one core. Training uses a few (``train_moves_per_beta``), for speed. By default every step is a segment end (resampling
-is ESS-triggered, so it happens only where the weights degenerate), as the reference code
-runs Funnel, LGCP and Sonar.
+0.072, Funnel-10 0.053 / 0.034 / 0.038; ``results/sequential_grid_v3/moves_untrained``), at
+15-70 s an estimate on one core. Training uses a few (``train_moves_per_beta``), for speed. By
+default every step is a segment end (resampling is ESS-triggered, so it happens only where
+the weights degenerate), as the reference code runs Funnel, LGCP and Sonar.
 
 Distributed (``shard``, see ``logz.distributed``): data-parallel like SMC and the other path
 samplers. Each rank holds P / world_size particles of every replicate (``sequential``), the

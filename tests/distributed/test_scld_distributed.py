@@ -31,6 +31,7 @@ import torch
 
 from logz import samplers
 from logz.distributed import SINGLE, Shard, run_local
+from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA
 from logz.targets import GaussianMixture
 
 # 64 particles are too few for a reliable estimate; the test compares, it does not judge
@@ -60,7 +61,7 @@ CASES = [
           replicates=4, moves_per_beta=50.0), 5e4),
     ("fresh-mala", lambda: GaussianMixture(**MIX),
      dict(segments=2, buffer=False, mcmc_kernel="mala", mcmc_steps=1, step_size=0.05, resample_threshold=0.9,
-          replicates=4, reference_mix=0.3, moves_per_beta=160.0), 1e3),  # 160: the refresh this tolerance was set at
+          replicates=4, reference_mix=0.3, moves_per_beta=DEFAULT_MOVES_PER_BETA["mala"]), 1e3),  # SMC's: the refresh this tolerance was set at
     ("dead-rows", HalfLineGaussian,
      dict(segments=3, step_size=0.3, moves_per_beta=4.0, mcmc_kernel="hmc", resample_threshold=0.5,
           replicates=2), 1e3),

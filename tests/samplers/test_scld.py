@@ -12,6 +12,7 @@ from torch import nn
 
 from logz import samplers
 from logz.samplers.sequential import normalised_ess, segment_ends, sequential_log_z
+from logz.samplers.smc_moves import DEFAULT_MOVES_PER_BETA
 
 
 class LinearControl(nn.Module):
@@ -106,7 +107,7 @@ def test_short_training_on_gmm9_reaches_log_z_within_its_standard_error():
 
     target = targets.get("gmm9")
     s = samplers.get("scld", target, num_steps=32, batch_size=64, hidden=32, layers=2, seed=0, lr=3e-3,
-                     eval_batch_size=1000, moves_per_beta=400.0)  # SMC's refresh: the default's 8x is slow here
+                     eval_batch_size=1000, moves_per_beta=DEFAULT_MOVES_PER_BETA["gibbs"])  # SMC's: the default 8x is slow here
     before = CMCD.estimate_log_z(s, 2000)
     s.fit(100, progress=False)
     after, seq = CMCD.estimate_log_z(s, 2000), s.estimate_log_z(2000)
