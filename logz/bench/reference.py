@@ -1,7 +1,8 @@
 """Reference log Z values for targets without an exact one (LGCP, logistic regression, ...).
 
 Numbers are never typed in by hand: :func:`compute_reference_log_z` runs a long
-sampler run (SMC by default, via ``logz.samplers.get``) and stores the result
+sampler run (SMC by default; ``importance`` for a unimodal posterior, as the stored
+Ionosphere and Sonar values; via ``logz.samplers.get``) and stores the result
 in a JSON file together with its standard error, the exact command that
 reproduces it, the sampler configuration, and the SHA-256 of the target's data
 file. Command line::

@@ -103,6 +103,9 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
           description="Sequential Controlled Langevin Diffusions: CMCD's path as SMC (resampling, SMC's moves), replay buffer"),
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
+    Entry("importance", "logz.samplers.importance:ImportanceSampler", "classical", family="classical",
+          description="adaptive importance sampling: Student-t proposal from the Laplace fit, refitted to "
+                      "weighted moments (unimodal targets, GLM evidence)"),
     Entry("ais", "logz.samplers.smc:AIS", "classical", family="classical",
           description="annealed importance sampling: SMC's ladder and moves without resampling (baseline)"),
 ]}

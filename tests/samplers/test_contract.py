@@ -17,9 +17,13 @@ TINY = {"learned": dict(hidden=8, layers=1, num_steps=4, batch_size=8, eval_batc
         "classical": dict(num_replicates=2, num_mcmc_steps=1, leapfrog_steps=1, cess=0.5, max_temperatures=20,
                           moves_per_beta=0, seed=0)}
 EXTRA = {"adjoint_sampling": dict(paths_per_refresh=8, buffer_size=64)}
+#: classical samplers that are not SMC take their own tiny configuration
+OWN = {"importance": dict(adapt_rounds=1, adapt_samples=64, seed=0)}
 
 
 def _config(name: str) -> dict:
+    if name in OWN:
+        return dict(OWN[name])
     kind = samplers.entry(name).kind
     config = {**TINY[kind], **EXTRA.get(name, {})}
     if name == "adjoint_sampling":
