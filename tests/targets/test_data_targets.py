@@ -209,7 +209,9 @@ def test_malformed_csv_names_line(tmp_path):
 
 
 def test_registry_entries_and_synthetic_logistic():
-    assert {"lgcp", "ionosphere", "sonar", "logistic"} <= set(T.names())
+    assert {"lgcp", "lgcp_whitened", "ionosphere", "sonar", "logistic"} <= set(T.names())
+    w = T.get("lgcp_whitened", data="synthetic", grid=4)
+    assert w.whitened and w.name == T.get("lgcp", data="synthetic", grid=4).name  # one reference record
     t = T.get("logistic")
     assert t.name == "logistic" and t.dim == 11 and t.num_data == 100
     t2 = T.get("logistic", num_data=30, num_features=2, seed=5)
