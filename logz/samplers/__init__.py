@@ -104,6 +104,7 @@ TABLE: dict[str, Entry] = {e.name: e for e in [
     Entry("smc", "logz.samplers.smc:SMC", "classical", family="classical", calibration="results/calibration",
           description="adaptive SMC on the geometric path from a defensive Gaussian/t reference (baseline)"),
     Entry("importance", "logz.samplers.importance:ImportanceSampler", "classical", family="classical",
+          calibration="results/calibration", calibration_targets=("ionosphere", "sonar"),
           description="adaptive importance sampling: Student-t proposal from the Laplace fit, refitted to "
                       "weighted moments (unimodal targets, GLM evidence)"),
     Entry("ais", "logz.samplers.smc:AIS", "classical", family="classical",
