@@ -77,9 +77,8 @@ class Entry:
 
 #: what SCLD's calibration studies cover (results/calibration/scld-*; logz calibrate --train-once)
 SCLD_CALIBRATION_SCOPE = ("given a trained model (50 estimate seeds of one model at the sequential bench "
-                          "budget, made with the estimates' earlier refresh of 1 x SMC's moves; the current "
-                          "8 x rests on the final estimates of results/sequential_grid_v3; not the spread "
-                          "over training runs)")
+                          "budget; Many-Well-32 and gmm9 with the estimates' current 8 x refresh, Funnel-10 "
+                          "with the earlier 1 x; not the spread over training runs)")
 
 
 TABLE: dict[str, Entry] = {e.name: e for e in [
