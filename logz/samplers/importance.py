@@ -27,11 +27,12 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from logz.samplers.estimators import LogZEstimate, estimate_from_log_weights
+from logz.samplers._common import _as_dtype, _check, _is_int
+from logz.samplers.estimators import LogZEstimate, effective_sample_size, estimate_from_log_weights
 from logz.samplers.training import History
 from logz.targets.base import checked_log_prob, log_prob_and_grad, target_name
 
-__all__ = ["ImportanceSampler", "MIN_ADAPT_ESS", "Proposal", "ess_fraction", "laplace", "student_t_draw", "tempered"]
+__all__ = ["ImportanceSampler", "MIN_ADAPT_ESS", "Proposal", "laplace", "student_t_draw", "tempered"]
 
 
 #: a refit uses the weights w^lambda with the largest lambda <= 1 whose ESS fraction is at least
@@ -40,20 +41,14 @@ __all__ = ["ImportanceSampler", "MIN_ADAPT_ESS", "Proposal", "ess_fraction", "la
 MIN_ADAPT_ESS = 0.05
 
 
-def ess_fraction(log_w: Tensor) -> float:
-    """ESS / n of log-weights [n]."""
-    w = torch.softmax(log_w, 0)
-    return float(1 / (w * w).sum()) / len(w)
-
-
 def tempered(log_w: Tensor, min_ess: float) -> float:
-    """The largest lambda in (0, 1] with ess_fraction(lambda log_w) >= min_ess (bisection)."""
-    if ess_fraction(log_w) >= min_ess:
+    """The largest lambda in (0, 1] whose weights w^lambda have an ESS fraction >= min_ess (bisection)."""
+    if effective_sample_size(log_w) >= min_ess:
         return 1.0
     lo, hi = 0.0, 1.0
     for _ in range(40):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if ess_fraction(mid * log_w) >= min_ess else (lo, mid)
+        lo, hi = (mid, hi) if effective_sample_size(mid * log_w) >= min_ess else (lo, mid)
     return max(lo, 1e-12)
 
 
@@ -129,19 +124,15 @@ class ImportanceSampler:
         if not (hasattr(target, "dim") and hasattr(target, "log_prob")):
             raise ValueError(f"target {target!r} must have `dim` and `log_prob(x)`")
         d = int(target.dim)
-        given = dict(df=df, adapt_rounds=adapt_rounds, adapt_samples=adapt_samples, chunk=chunk, dtype=dtype)
-        need = {"df": ("a number > 2 (math.inf: Gaussian)",
-                       isinstance(df, (int, float)) and not isinstance(df, bool) and df > 2),
-                "adapt_rounds": ("an integer >= 0", isinstance(adapt_rounds, int) and adapt_rounds >= 0),
-                "adapt_samples": (f"an integer >= dim + 2 = {d + 2}",
-                                  isinstance(adapt_samples, int) and adapt_samples >= d + 2),
-                "chunk": ("an integer >= 1", isinstance(chunk, int) and chunk >= 1),
-                "dtype": ("torch.float32 or torch.float64", dtype in (torch.float32, torch.float64))}
-        for key, (what, ok) in need.items():
-            if not ok:
-                raise ValueError(f"importance: {key} must be {what}, got {given[key]!r}")
+        _check("df", isinstance(df, (int, float)) and not isinstance(df, bool) and df > 2, df,
+               "a number > 2 (math.inf: Gaussian)")
+        _check("adapt_rounds", _is_int(adapt_rounds) and adapt_rounds >= 0, adapt_rounds, "an integer >= 0")
+        _check("adapt_samples", _is_int(adapt_samples) and adapt_samples >= d + 2, adapt_samples,
+               f"an integer >= dim + 2 = {d + 2}")
+        _check("chunk", _is_int(chunk) and chunk >= 1, chunk, "an integer >= 1")
+        dtype = _as_dtype(dtype)
         self.target, self.dim, self.df = target, d, float(df)
-        self.adapt_rounds, self.adapt_samples, self.chunk = adapt_rounds, adapt_samples, chunk
+        self.adapt_rounds, self.adapt_samples, self.chunk = int(adapt_rounds), int(adapt_samples), int(chunk)
         self.seed, self.dtype = int(seed), dtype
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -169,41 +160,46 @@ class ImportanceSampler:
                           f"is not negative definite on Newton's way); starting from N(0, {std:g}^2 I)",
                           stacklevel=3)
             fit = (torch.zeros(d, **kw), std ** 2 * torch.eye(d, **kw))
+        # a t_df with scale matrix S has covariance S df / (df - 2): match the covariance
+        cov_to_scale = (self.df - 2) / self.df if math.isfinite(self.df) else 1.0
         mean, cov = fit
-        p = Proposal(mean, torch.linalg.cholesky(cov * ((self.df - 2) / self.df if math.isfinite(self.df) else 1.0)),
-                     self.df, None)
+        p = Proposal(mean, torch.linalg.cholesky(cov * cov_to_scale), self.df, None)
         self.proposals = [p]
         for _ in range(self.adapt_rounds):
             x, log_w = self._draw(p, self.adapt_samples)
-            self.proposals[-1] = p._replace(ess=ess_fraction(log_w))
-            w = torch.softmax(tempered(log_w, MIN_ADAPT_ESS) * log_w, 0)
+            self.proposals[-1] = p._replace(ess=effective_sample_size(log_w))
+            w = torch.softmax(tempered(log_w, MIN_ADAPT_ESS) * log_w, 0).to(x)
             mean = (w[:, None] * x).sum(0)
             xc = x - mean
-            cov = (w[:, None] * xc).T @ xc
-            chol, info = torch.linalg.cholesky_ex(cov * ((self.df - 2) / self.df if math.isfinite(self.df) else 1.0))
+            chol, info = torch.linalg.cholesky_ex((w[:, None] * xc).T @ xc * cov_to_scale)
             if int(info) != 0 or not bool(torch.isfinite(chol).all()):
                 break  # too few effective draws for a covariance: keep the fits so far
             p = Proposal(mean, chol, self.df, None)
             self.proposals.append(p)
         if self.proposals[-1].ess is None and self.adapt_rounds:  # judge the last refit too
-            self.proposals[-1] = self.proposals[-1]._replace(ess=ess_fraction(self._draw(self.proposals[-1],
-                                                                                         self.adapt_samples)[1]))
+            last = self.proposals[-1]
+            self.proposals[-1] = last._replace(ess=effective_sample_size(self._log_weights(last, self.adapt_samples)))
 
-    def _draw(self, p: Proposal, n: int) -> tuple[Tensor, Tensor]:
-        """n draws from p and their log-weights, in chunks.  -> (Tensor[n, d], Tensor[n])."""
-        xs, lws = [], []
+    def _chunks(self, p: Proposal, n: int):
+        """n draws from p in chunks of ``chunk``: (x Tensor[m, d], log-weights Tensor[m]) each."""
         for start in range(0, n, self.chunk):
             x, log_q = student_t_draw(p, min(self.chunk, n - start), self.generator)
             with torch.no_grad():
-                lws.append(checked_log_prob(self.target, x) - log_q)
-            xs.append(x)
+                yield x, checked_log_prob(self.target, x) - log_q
+
+    def _draw(self, p: Proposal, n: int) -> tuple[Tensor, Tensor]:
+        """n draws from p and their log-weights.  -> (Tensor[n, d], Tensor[n])."""
+        xs, lws = zip(*self._chunks(p, n))
         return torch.cat(xs), torch.cat(lws)
+
+    def _log_weights(self, p: Proposal, n: int) -> Tensor:
+        """The log-weights of n draws from p, without keeping the draws.  -> Tensor[n]."""
+        return torch.cat([lw for _, lw in self._chunks(p, n)])
 
     def estimate_log_z(self, num_samples: int = 2000, progress: Optional[bool] = None) -> LogZEstimate:
         """Plain IS with ``num_samples`` fresh draws from the adapted proposal."""
-        if not (isinstance(num_samples, int) and num_samples >= 2):
-            raise ValueError(f"importance: num_samples must be an integer >= 2, got {num_samples!r}")
-        return estimate_from_log_weights(self._draw(self.proposal, num_samples)[1])
+        _check("num_samples", _is_int(num_samples) and num_samples >= 2, num_samples, "an integer >= 2")
+        return estimate_from_log_weights(self._log_weights(self.proposal, int(num_samples)))
 
     def sample(self, n: int, progress: Optional[bool] = None) -> Tensor:
         """n approximate target samples: 10 n proposal draws resampled by weight.  Tensor[n, dim]."""
